@@ -1,0 +1,1 @@
+"""Deployment helpers (MMDeploy rewriters); import ``damoyolo_mm.deploy`` explicitly, it needs the ``deploy`` extra."""

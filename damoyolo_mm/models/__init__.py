@@ -1,0 +1,2 @@
+from . import (backbones, data_preprocessors, dense_heads, detectors,  # noqa
+               distillers, layers, necks, task_modules)

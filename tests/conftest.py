@@ -1,0 +1,42 @@
+"""Shared pytest fixtures.
+
+Golden reference files live outside the clone, in ``../shared/golden`` beside
+the repository (override with ``DAMOYOLO_GOLDEN=/path``).
+"""
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+GOLDEN_DIR = os.environ.get(
+    'DAMOYOLO_GOLDEN', osp.join(osp.dirname(REPO_ROOT), 'shared', 'golden'))
+
+# two cores on the reference machine; keep every test deterministic
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'heavy: slow check; an equivalent light test runs by '
+        'default, run with `-m heavy`')
+
+
+@pytest.fixture(scope='session')
+def repo_root():
+    return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def golden_dir():
+    if not osp.isdir(GOLDEN_DIR):
+        pytest.fail(f'golden folder {GOLDEN_DIR} not found: the shared/ folder '
+                    'must sit beside the clone (or set DAMOYOLO_GOLDEN)')
+    return GOLDEN_DIR
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _register_all_modules():
+    from damoyolo_mm.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
