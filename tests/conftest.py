@@ -40,3 +40,12 @@ def golden_dir():
 def _register_all_modules():
     from damoyolo_mm.utils import register_all_modules
     register_all_modules(init_default_scope=True)
+
+
+@pytest.fixture(scope='session')
+def demo_data_root(tmp_path_factory):
+    """A small copy of the embedded demo dataset (16 train / 8 val images)."""
+    from damoyolo_mm.datasets import generate_demo_dataset
+    root = tmp_path_factory.mktemp('demo_data')
+    generate_demo_dataset(str(root), seed=0, num_train=16, num_val=8)
+    return str(root) + '/'

@@ -82,16 +82,26 @@ if ! mmcv_ok; then
     "${PIP[@]}" install -q addict yapf packaging pyyaml regex "mmengine==0.10.7"
 fi
 
-# 4. the rest of the stack. mmdet and openmim go in with --no-deps: their dependency
-#    chains downgrade setuptools/requests/rich; their real dependencies are listed here.
-"${PIP[@]}" install -q "mmengine==0.10.7" pycocotools "opencv-python-headless>=4.8,<5.1" \
-    matplotlib scipy shapely terminaltables tqdm six \
+# 4. the rest of the stack, pinned. mmdet, openmim and mmdeploy go in with --no-deps:
+#    openmim's chain downgrades setuptools/requests/rich and mmdeploy pins a protobuf
+#    that conflicts with onnx; their real dependencies are listed here instead.
+#    opencv-python (required by mmengine/mmcv) and -headless both own `cv2`: same version.
+OPENCV_VERSION=5.0.0.93
+"${PIP[@]}" install -q "mmengine==0.10.7" "pycocotools>=2.0.7" \
+    "opencv-python==$OPENCV_VERSION" "opencv-python-headless==$OPENCV_VERSION" \
+    matplotlib scipy shapely terminaltables tqdm six pytest hypothesis \
     click colorama model-index pandas requests rich tabulate
 "${PIP[@]}" install -q --no-deps "mmdet==3.3.0" "openmim==0.3.9"
+if [[ ",$EXTRAS," == *",deploy,"* ]]; then
+    "${PIP[@]}" install -q "onnx>=1.16" "onnxruntime>=1.17" prettytable aenum multiprocess grpcio
+    "${PIP[@]}" install -q --no-deps "mmdeploy==1.3.1"
+fi
 
 # 5. the project itself (regular install so that `mim` finds damoyolo_mm/.mim/{configs,tools}).
 log "installing damoyolo_mm[$EXTRAS]"
-"${PIP[@]}" install -q --no-build-isolation "$REPO[$EXTRAS]"
+# --no-deps: everything above is already pinned and installed; a resolver run here
+# could only replace a pin. `pip check` below reports what is missing.
+"${PIP[@]}" install -q --no-deps --no-build-isolation "$REPO"
 
 "$PY" - <<'PYEOF'
 import torch, mmcv, mmcv.ops, mmengine, mmdet, damoyolo_mm

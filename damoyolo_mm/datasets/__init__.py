@@ -1,4 +1,8 @@
 from . import transforms  # noqa: F401
-from .demo_data import generate_demo_dataset
+from .demo_data import (DEMO_CLASSES, DEMO_DATA_ROOT, demo_dataset_exists,
+                        generate_demo_dataset)
 
-__all__ = ['generate_demo_dataset']
+__all__ = [
+    'DEMO_CLASSES', 'DEMO_DATA_ROOT', 'demo_dataset_exists',
+    'generate_demo_dataset'
+]

@@ -1,0 +1,86 @@
+"""Evaluate a trained detector (mmdet-style entry point).
+
+Examples:
+    python tools/test.py configs/damoyolo_s_coco.py work_dirs/s/best.pth
+    python tools/test.py CONFIG CKPT --show-dir vis --out results.pkl
+    mim test damoyolo_mm configs/damoyolo_s_coco.py --checkpoint CKPT
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir', help='the directory to save the evaluation metrics')
+    parser.add_argument(
+        '--out', type=str,
+        help='dump predictions to a pickle file for offline evaluation')
+    parser.add_argument(
+        '--show-dir', help='directory (inside the work dir) where painted '
+        'images are saved')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value pairs')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from damoyolo_mm.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    for path, what in ((args.config, 'config'), (args.checkpoint,
+                                                  'checkpoint')):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{what} file {path!r} not found')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        vis_hook = cfg.default_hooks.get('visualization')
+        if vis_hook is None:
+            raise RuntimeError('--show-dir needs a `visualization` hook '
+                               '(mmdet DetVisualizationHook) in default_hooks')
+        vis_hook['draw'] = True
+        vis_hook['test_out_dir'] = args.show_dir
+        vis_hook['wait_time'] = args.wait_time
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must be a .pkl file, got {args.out!r}')
+        cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
+            cfg.test_evaluator, dict) else list(cfg.test_evaluator)
+        cfg.test_evaluator.append(
+            dict(type='DumpDetResults', out_file_path=args.out))
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
