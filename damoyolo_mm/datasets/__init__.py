@@ -1,8 +1,11 @@
 from . import transforms  # noqa: F401
+from .coco_checked import (BadAnnotationError, BadImageError,
+                           DAMOYOLOCocoDataset)
 from .demo_data import (DEMO_CLASSES, DEMO_DATA_ROOT, demo_dataset_exists,
                         generate_demo_dataset)
 
 __all__ = [
     'DEMO_CLASSES', 'DEMO_DATA_ROOT', 'demo_dataset_exists',
-    'generate_demo_dataset'
+    'generate_demo_dataset', 'DAMOYOLOCocoDataset', 'BadImageError',
+    'BadAnnotationError'
 ]

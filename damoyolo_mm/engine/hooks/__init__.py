@@ -1,1 +1,7 @@
+from .finite_loss_hook import CheckFiniteLossHook, NonFiniteLossError
+from .sada_progress_hook import SADAProgressHook, find_sada_transforms
 
+__all__ = [
+    'CheckFiniteLossHook', 'NonFiniteLossError', 'SADAProgressHook',
+    'find_sada_transforms'
+]

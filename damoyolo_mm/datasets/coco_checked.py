@@ -1,0 +1,197 @@
+"""COCO-format dataset that checks its annotations and images."""
+import logging
+import math
+from collections import Counter
+from typing import List, Optional, Union
+
+from mmdet.datasets import CocoDataset
+from mmdet.registry import DATASETS
+from mmengine.logging import print_log
+
+
+class BadImageError(OSError):
+    """An image file of the dataset is missing or cannot be decoded."""
+
+
+class BadAnnotationError(ValueError):
+    """An annotation of the dataset is invalid (names the annotation id)."""
+
+
+def _is_image_read_error(err: BaseException, img_path: Optional[str]) -> bool:
+    """Whether ``err`` (raised by the pipeline) comes from reading the image.
+
+    mmcv's ``LoadImageFromFile`` raises ``FileNotFoundError`` for a missing
+    file and ``AssertionError('failed to load image: <path>')`` for bytes
+    that do not decode.
+    """
+    if isinstance(err, OSError):
+        return True
+    return bool(img_path) and str(img_path) in str(err)
+
+
+@DATASETS.register_module()
+class DAMOYOLOCocoDataset(CocoDataset):
+    """:class:`~mmdet.datasets.CocoDataset` with explicit data checks.
+
+    Annotation checks (at load time, once):
+
+    * an annotation whose ``category_id`` is not declared in the file's
+      ``categories`` raises :class:`BadAnnotationError` naming the annotation
+      id, image and category id (mmdet silently drops it);
+    * a class of ``metainfo['classes']`` that is not a category name of the
+      file raises :class:`BadAnnotationError`;
+    * a malformed ``bbox`` (not 4 finite numbers) raises
+      :class:`BadAnnotationError` naming the annotation id;
+    * boxes with zero (or negative) width / height and boxes entirely
+      outside the image are dropped, boxes partly outside are clipped to the
+      image (as DAMO-YOLO's loader does); the counts are logged as one
+      warning per dataset and kept in :attr:`annotation_stats`;
+    * annotations of declared categories that are not among the selected
+      ``classes`` are dropped (counted as ``unselected_class``), as in mmdet;
+    * ``iscrowd`` boxes are kept as ignored instances, as in mmdet.
+
+    Image checks (when an item is loaded): a missing or undecodable image
+    raises :class:`BadImageError` naming the file and image id. With
+    ``bad_image_policy='skip'`` the image is reported as a warning and
+    skipped during training instead (mmengine then draws another index); at
+    test time a bad image is always an error.
+
+    Args:
+        bad_image_policy (str): 'raise' (default) or 'skip'.
+        **kwargs: Arguments of :class:`~mmdet.datasets.CocoDataset`.
+    """
+
+    def __init__(self, *args, bad_image_policy: str = 'raise', **kwargs):
+        if bad_image_policy not in ('raise', 'skip'):
+            raise ValueError("bad_image_policy must be 'raise' or 'skip', "
+                             f'got {bad_image_policy!r}')
+        self.bad_image_policy = bad_image_policy
+        self.annotation_stats: Counter = Counter()
+        self.skipped_images: List[str] = []
+        self._declared_cat_ids: Optional[set] = None
+        super().__init__(*args, **kwargs)
+
+    # ------------------------------------------------------------------
+    # annotations
+    # ------------------------------------------------------------------
+    def load_data_list(self) -> List[dict]:
+        """Load the annotations, then log what was dropped or clipped."""
+        self.annotation_stats = Counter()
+        self._declared_cat_ids = None
+        data_list = super().load_data_list()
+        stats = self.annotation_stats
+        dropped = stats['zero_area'] + stats['outside_image']
+        if dropped or stats['clipped']:
+            print_log(
+                f'{self.__class__.__name__}({self.ann_file}): dropped '
+                f'{dropped} boxes ({stats["zero_area"]} with zero area, '
+                f'{stats["outside_image"]} outside the image), clipped '
+                f'{stats["clipped"]} boxes to the image',
+                logger='current',
+                level=logging.WARNING)
+        return data_list
+
+    def _check_categories(self) -> None:
+        cats = self.coco.dataset.get('categories', [])
+        self._declared_cat_ids = {c['id'] for c in cats}
+        names = {c['name'] for c in cats}
+        missing = [c for c in self.metainfo['classes'] if c not in names]
+        if missing:
+            raise BadAnnotationError(
+                f'{self.ann_file}: classes {missing} of the dataset config '
+                f'are not categories of the annotation file (it declares '
+                f'{sorted(names)})')
+
+    def parse_data_info(self, raw_data_info: dict) -> Union[dict, List[dict]]:
+        """Parse one image's annotations with the checks described above."""
+        if self._declared_cat_ids is None:
+            self._check_categories()
+        img_info = raw_data_info['raw_img_info']
+        ann_info = raw_data_info['raw_ann_info']
+        data_info = super().parse_data_info({
+            'raw_ann_info': [],
+            'raw_img_info': img_info
+        })
+        file_name = img_info.get('file_name')
+        try:
+            width, height = float(img_info['width']), float(
+                img_info['height'])
+        except (KeyError, TypeError, ValueError) as err:
+            raise BadAnnotationError(
+                f'{self.ann_file}: image id {img_info.get("img_id")} '
+                f'({file_name}) has no valid width/height: {err!r}') from err
+
+        instances = []
+        for ann in ann_info:
+            if ann.get('ignore', False):
+                continue
+            ann_id = ann.get('id')
+            cat_id = ann.get('category_id')
+            if cat_id not in self._declared_cat_ids:
+                raise BadAnnotationError(
+                    f'{self.ann_file}: annotation id {ann_id} (image id '
+                    f'{img_info.get("img_id")}, {file_name}) has category_id '
+                    f'{cat_id!r}, which is not a category of the file '
+                    f'(declared ids: {sorted(self._declared_cat_ids)})')
+            if cat_id not in self.cat2label:
+                self.annotation_stats['unselected_class'] += 1
+                continue
+            bbox = ann.get('bbox')
+            try:
+                x1, y1, w, h = (float(v) for v in bbox)
+                ok = all(math.isfinite(v) for v in (x1, y1, w, h))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise BadAnnotationError(
+                    f'{self.ann_file}: annotation id {ann_id} (image id '
+                    f'{img_info.get("img_id")}, {file_name}) has an invalid '
+                    f'bbox {bbox!r}; expected [x, y, width, height]')
+            if w <= 0 or h <= 0:
+                self.annotation_stats['zero_area'] += 1
+                continue
+            x2, y2 = x1 + w, y1 + h
+            cx1, cy1 = min(max(x1, 0.), width), min(max(y1, 0.), height)
+            cx2, cy2 = min(max(x2, 0.), width), min(max(y2, 0.), height)
+            if cx2 <= cx1 or cy2 <= cy1:
+                self.annotation_stats['outside_image'] += 1
+                continue
+            if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
+                self.annotation_stats['clipped'] += 1
+            instance = dict(
+                ignore_flag=1 if ann.get('iscrowd', False) else 0,
+                bbox=[cx1, cy1, cx2, cy2],
+                bbox_label=self.cat2label[cat_id])
+            if ann.get('segmentation', None):
+                instance['mask'] = ann['segmentation']
+            instances.append(instance)
+            self.annotation_stats['kept'] += 1
+        data_info['instances'] = instances
+        return data_info
+
+    # ------------------------------------------------------------------
+    # images
+    # ------------------------------------------------------------------
+    def prepare_data(self, idx: int):
+        """Run the pipeline; name the file when its image cannot be read."""
+        data_info = self.get_data_info(idx)
+        img_path = data_info.get('img_path')
+        try:
+            return self.pipeline(data_info)
+        except BadImageError:
+            raise
+        except Exception as err:
+            if not _is_image_read_error(err, img_path):
+                raise
+            where = (f'image {img_path!r} (img_id {data_info.get("img_id")}, '
+                     f'dataset {self.ann_file})')
+            if self.bad_image_policy == 'skip' and not self.test_mode:
+                self.skipped_images.append(str(img_path))
+                print_log(
+                    f'skipping unreadable {where}: '
+                    f'{type(err).__name__}: {err}',
+                    logger='current',
+                    level=logging.WARNING)
+                return None
+            raise BadImageError(f'cannot read {where}: '
+                                f'{type(err).__name__}: {err}') from err
