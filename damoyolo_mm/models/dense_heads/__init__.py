@@ -1,1 +1,3 @@
+from .zero_head import Integral, ZeroHead
 
+__all__ = ['ZeroHead', 'Integral']
