@@ -1,0 +1,28 @@
+# ONNX export of DAMO-YOLO, static input shape; post-processing (multiclass
+# NMS) is part of the graph. The post_processing values equal the test_cfg
+# of DAMO-YOLO T/S/M/L (score 0.05, IoU 0.7, 500 detections per image) so
+# that the exported model returns the PyTorch detections; the *_nano
+# configs override them for Ns/Nm/Nl/N (score 0.03, IoU 0.65).
+onnx_config = dict(
+    type='onnx',
+    export_params=True,
+    keep_initializers_as_inputs=False,
+    opset_version=11,
+    save_file='end2end.onnx',
+    input_names=['input'],
+    output_names=['dets', 'labels'],
+    input_shape=None,
+    optimize=False)
+codebase_config = dict(
+    type='mmdet',
+    task='ObjectDetection',
+    model_type='end2end',
+    post_processing=dict(
+        score_threshold=0.05,
+        confidence_threshold=0.005,  # only used by MMDeploy's mask heads
+        iou_threshold=0.7,
+        max_output_boxes_per_class=500,
+        pre_top_k=-1,
+        keep_top_k=500,
+        background_label_id=-1,
+    ))

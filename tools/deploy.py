@@ -1,0 +1,152 @@
+"""Export a DAMO-YOLO detector for ONNX Runtime or TensorRT.
+
+deploy config + model config + checkpoint -> ``WORK_DIR/end2end.onnx``
+(post-processing inside the graph) and, for TensorRT on a GPU,
+``WORK_DIR/end2end.engine``.
+
+Examples:
+    # ONNX Runtime (CPU), DAMO-YOLO-T at 640x640
+    python tools/deploy.py configs/deploy/detection_onnxruntime_static-640x640.py \\
+        configs/damoyolo_t_coco.py damoyolo_t.pth --work-dir work_dirs/t_ort
+    # nano models use the *_nano deploy configs (their test_cfg differs)
+    python tools/deploy.py configs/deploy/detection_onnxruntime_static-416x416_nano.py \\
+        configs/damoyolo_ns_coco.py damoyolo_ns.pth --work-dir work_dirs/ns_ort
+    # TensorRT 10 FP16 engine (GPU; --onnx-only writes just the ONNX on a CPU)
+    python tools/deploy.py configs/deploy/detection_tensorrt-fp16_static-640x640.py \\
+        configs/damoyolo_t_coco.py damoyolo_t.pth --work-dir work_dirs/t_trt
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import time
+
+HERE = osp.dirname(osp.abspath(__file__))
+if osp.dirname(HERE) not in sys.path:  # run from a source checkout
+    sys.path.insert(0, osp.dirname(HERE))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Export DAMO-YOLO to ONNX Runtime / TensorRT '
+        '(end2end.onnx, end2end.engine)',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='Deploy configs: configs/deploy/ (onnxruntime static 640 / '
+        '416 nano / dynamic, tensorrt fp16 static 640 / 416 nano). '
+        'See docs/deploy.md.')
+    parser.add_argument('deploy_cfg', help='deploy config (configs/deploy/)')
+    parser.add_argument('model_cfg', help='model config')
+    parser.add_argument('checkpoint', help='model checkpoint (mmdet layout; '
+                        'convert official ones with tools/convert_official.py)')
+    parser.add_argument('--work-dir', default='work_dirs/deploy',
+                        help='output folder (default: %(default)s)')
+    parser.add_argument('--img', default=None,
+                        help='image to trace with through the model test '
+                        'pipeline (default: a zero image of the export size)')
+    parser.add_argument('--device', default='cpu',
+                        help='device to build the model on (export runs on '
+                        'CPU; the TensorRT engine is built on cuda:0)')
+    parser.add_argument('--onnx-only', action='store_true',
+                        help='TensorRT: write end2end.onnx only (no GPU '
+                        'needed); build the engine later on a GPU machine')
+    parser.add_argument('--verify', action='store_true',
+                        help='ONNX Runtime: run the exported model and '
+                        'PyTorch on the trace input and report the largest '
+                        'differences')
+    parser.add_argument('--log-level', default='INFO',
+                        choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'],
+                        help='MMDeploy log level')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    t0 = time.time()
+
+    def log(msg):
+        print(f'[{time.time() - t0:7.1f}s] {msg}', flush=True)
+
+    from damoyolo_mm.deploy import compat
+    compat.require('mmdeploy')
+    from mmdeploy.utils import get_root_logger
+    get_root_logger(log_level=args.log_level)
+
+    import damoyolo_mm.deploy as dp
+    from damoyolo_mm.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+
+    log(f'[deploy] step 1/4: configs {args.deploy_cfg} + {args.model_cfg}')
+    deploy_cfg, model_cfg = dp.load_configs(args.deploy_cfg, args.model_cfg)
+    backend = dp.get_backend_name(deploy_cfg)
+    build_engine = backend == 'tensorrt' and not args.onnx_only
+    dp.check_backend_available(backend, build_engine=build_engine)
+    dp.check_post_processing(deploy_cfg, model_cfg)  # raises on mismatch
+    h, w = dp.get_input_hw(deploy_cfg, model_cfg)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint} not found')
+    log(f'[deploy]   backend {backend}, input {h}x{w}, test_cfg '
+        f'{dict(dp.get_test_cfg(model_cfg))}')
+    os.makedirs(args.work_dir, exist_ok=True)
+
+    log('[deploy] step 2/4: build the model, load the checkpoint, switch to '
+        'deploy form')
+    model, _ = dp.build_model(deploy_cfg, model_cfg, args.checkpoint,
+                              args.device)
+    inputs = None
+    if args.img is None:
+        import torch
+        inputs = torch.zeros((1, 3, h, w))
+
+    log('[deploy] step 3/4: export ONNX')
+    onnx_file = dp.export_onnx(
+        deploy_cfg, model_cfg, args.checkpoint, args.work_dir, img=args.img,
+        inputs=inputs, device=args.device,
+        model=model if args.img is None else None, log=log)
+
+    if backend == 'tensorrt':
+        if args.onnx_only:
+            log('[deploy] step 4/4: engine skipped (--onnx-only); build it '
+                'on a GPU with this command without --onnx-only')
+        else:
+            log('[deploy] step 4/4: build the TensorRT engine')
+            dp.build_trt_engine(deploy_cfg, onnx_file, args.work_dir, log=log)
+    elif args.verify:
+        log('[deploy] step 4/4: verify ONNX Runtime against PyTorch')
+        _verify_ort(model, onnx_file, inputs if inputs is not None else None,
+                    h, w, log)
+    else:
+        log('[deploy] step 4/4: nothing to build for onnxruntime '
+            '(use --verify to compare with PyTorch)')
+    log(f'[deploy] done: {args.work_dir}')
+
+
+def _verify_ort(model, onnx_file, inputs, h, w, log):
+    import torch
+    import damoyolo_mm.deploy as dp
+    if inputs is None or not inputs.abs().sum():
+        gen = torch.Generator().manual_seed(0)
+        inputs = torch.randint(0, 256, (1, 3, h, w), generator=gen).float()
+    sess = dp.ort_session(onnx_file)
+    ort_det = dp.ort_detections(sess, inputs)[0]
+    with torch.no_grad():
+        feats = model.extract_feat(inputs)
+        res = model.bbox_head.predict_by_feat(
+            *model.bbox_head(feats),
+            batch_img_metas=[dict(img_shape=(h, w))])[0]
+    n = min(len(res.scores), len(ort_det['scores']))
+    log(f'[deploy]   detections: pytorch {len(res.scores)}, onnxruntime '
+        f'{len(ort_det["scores"])}')
+    if n:
+        db = (res.bboxes[:n] - torch.from_numpy(ort_det['bboxes'][:n])).abs()
+        ds = (res.scores[:n] - torch.from_numpy(ort_det['scores'][:n])).abs()
+        log(f'[deploy]   max |diff| of the first {n} (score order): boxes '
+            f'{db.max():.2e} px, scores {ds.max():.2e}')
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (ImportError, FileNotFoundError, KeyError, ValueError) as e:
+        # user-facing problems (missing package, bad file, bad config value)
+        print(f'tools/deploy.py: error: {e}', file=sys.stderr)
+        sys.exit(2)
