@@ -1,1 +1,3 @@
+from .rep_gfpn import RepGFPN
 
+__all__ = ['RepGFPN']
