@@ -144,6 +144,24 @@ def test_loss_without_any_gt():
     assert torch.isfinite(head.gfl_reg[0].weight.grad).all()
 
 
+def test_loss_with_half_precision_outputs(train_golden):
+    """Head outputs in fp16 (as under mixed precision) give the fp32 loss of
+    the same values."""
+    golden = train_golden['cases']['head_init']
+    head, cls_maps, reg_maps = _stand_in_outputs(golden)
+    cls_half = [c.half() for c in cls_maps]
+    reg_half = [r.half() for r in reg_maps]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        half = head.loss_by_feat(cls_half, reg_half, gt_list(train_golden),
+                                 [{}, {}])
+    full = head.loss_by_feat([c.float() for c in cls_half],
+                             [r.float() for r in reg_half],
+                             gt_list(train_golden), [{}, {}])
+    for key in full:
+        assert half[key].dtype == torch.float32
+        assert torch.equal(half[key], full[key]), key
+
+
 # --------------------------------------------------------------------------
 # full model (backbone + neck + head of DAMO-YOLO-T)
 # --------------------------------------------------------------------------

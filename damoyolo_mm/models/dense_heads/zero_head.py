@@ -487,8 +487,18 @@ class ZeroHead(BaseDenseHead):
         QFL is averaged over max(num_pos, 1); GIoU and DFL are weighted per
         positive by its detached max class probability and averaged over
         max(sum of these weights, 1) (times 4 for DFL, one term per side).
-        ``batch_gt_instances_ignore`` takes no part.
+        ``batch_gt_instances_ignore`` takes no part. The loss runs in fp32
+        with autocast disabled (BCE on probabilities is not autocast-safe).
         """
+        device_type = cls_scores[0].device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            return self._loss_fp32([c.float() for c in cls_scores],
+                                   [b.float() for b in bbox_preds],
+                                   batch_gt_instances)
+
+    def _loss_fp32(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
+                   batch_gt_instances: InstanceList) -> Dict[str, Tensor]:
+        """Body of :meth:`loss_by_feat` (fp32 inputs, autocast off)."""
         flat_cls, flat_logits, bin_probs, priors = self._flatten(
             cls_scores, bbox_preds)
         num_imgs, num_priors, num_classes = flat_cls.shape

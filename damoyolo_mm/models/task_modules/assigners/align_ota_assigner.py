@@ -204,15 +204,23 @@ class AlignOTAAssigner(BaseAssigner):
                               -1,
                               dtype=torch.long,
                               device=device),
-            ious=decoded_bboxes.new_zeros((num_imgs, num_priors)))
+            ious=decoded_bboxes.new_zeros((num_imgs, num_priors),
+                                          dtype=torch.float32))
         if num_gts == 0 or num_priors == 0:
             return result
 
-        pred_scores = pred_scores.detach().float()
-        decoded_bboxes = decoded_bboxes.detach().float()
-        priors = priors.float()
-        gt_bboxes = gt_bboxes.float()
+        with torch.autocast(device_type=device.type, enabled=False):
+            return self._batch_assign_fp32(
+                pred_scores.detach().float(), priors.float(),
+                decoded_bboxes.detach().float(), gt_bboxes.float(),
+                gt_labels, gt_valid, result)
 
+    def _batch_assign_fp32(self, pred_scores: Tensor, priors: Tensor,
+                           decoded_bboxes: Tensor, gt_bboxes: Tensor,
+                           gt_labels: Tensor, gt_valid: Tensor,
+                           result: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Body of :meth:`batch_assign` (fp32, autocast off)."""
+        num_priors = pred_scores.size(1)
         candidate, in_both = self._candidate_masks(priors, gt_bboxes,
                                                    gt_valid)
         pair_ok = candidate[:, :, None] & gt_valid[:, None, :]
