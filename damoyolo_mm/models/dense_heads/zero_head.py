@@ -234,8 +234,9 @@ class ZeroHead(BaseDenseHead):
             self.prior_generator.grid_priors(
                 featmap_sizes, dtype=dtype, device=device, with_stride=True))
 
-    def _flatten(self, cls_scores: Sequence[Tensor],
-                 bbox_preds: Sequence[Tensor]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _flatten(
+        self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor]
+    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Flatten the levels.
 
         Returns class logits (B, N, C), bin logits (B, N, 4, R + 1), bin

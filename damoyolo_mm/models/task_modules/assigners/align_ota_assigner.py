@@ -40,7 +40,8 @@ class AlignOTAAssigner(BaseAssigner):
     candidate with a GT is
 
     ``cls_weight * sum_c BCE(p_c, t_c) * |t_c - p_c|^2
-    + iou_weight * -log(IoU + iou_eps) + inf_cost * [not (in box and in centre)]``
+    + iou_weight * -log(IoU + iou_eps)
+    + inf_cost * [not (in box and in centre)]``
 
     where ``p`` are the predicted class probabilities and ``t`` the one-hot
     GT label scaled by the IoU of the decoded box with the GT. Every GT takes
@@ -49,8 +50,12 @@ class AlignOTAAssigner(BaseAssigner):
 
     The computation runs on one padded batch tensor: costs are (B, N, G)
     with invalid priors / padded GTs at ``+inf``. Among priors with exactly
-    equal cost the lower prior index is taken first (equal costs mostly arise
-    for non-centre priors, whose cost is dominated by ``inf_cost``).
+    equal cost the lower prior index is taken first. Equal costs arise for
+    priors outside the centre region of a GT, whose fp32 cost is rounded to
+    a multiple of 8 by ``inf_cost``; they are only taken when a GT has fewer
+    in-box-and-centre priors than its dynamic k (tiny GTs), and the reference
+    per-GT top-k leaves their order to its sort implementation, so only that
+    case may pick a different prior than the reference.
 
     Args:
         center_radius (float): Half-size of the centre region in strides.
@@ -70,7 +75,8 @@ class AlignOTAAssigner(BaseAssigner):
                  iou_eps: float = 1e-7,
                  inf_cost: float = 1e8) -> None:
         if topk < 1:
-            raise ValueError(f'AlignOTAAssigner: topk must be >= 1, got {topk}')
+            raise ValueError(
+                f'AlignOTAAssigner: topk must be >= 1, got {topk}')
         if center_radius <= 0:
             raise ValueError('AlignOTAAssigner: center_radius must be > 0, '
                              f'got {center_radius}')
@@ -300,8 +306,9 @@ class AlignOTAAssigner(BaseAssigner):
         """
         for key in ('priors', 'bboxes', 'scores'):
             if key not in pred_instances:
-                raise KeyError(f'AlignOTAAssigner.assign: pred_instances '
-                               f'needs "{key}", has {list(pred_instances.keys())}')
+                raise KeyError(
+                    f'AlignOTAAssigner.assign: pred_instances needs "{key}", '
+                    f'has {list(pred_instances.keys())}')
         for key in ('bboxes', 'labels'):
             if key not in gt_instances:
                 raise KeyError(f'AlignOTAAssigner.assign: gt_instances needs '
