@@ -1,3 +1,4 @@
+from .distill_weight_hook import DistillGradClipHook, DistillWeightHook  # noqa: F401,E501
 from .finite_loss_hook import CheckFiniteLossHook, NonFiniteLossError
 from .sada_progress_hook import SADAProgressHook, find_sada_transforms
 

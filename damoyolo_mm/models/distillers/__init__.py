@@ -1,1 +1,8 @@
+from .damoyolo_distiller import DAMOYOLODistiller, load_teacher_weights
+from .feature_losses import (FEATURE_LOSS_ALIASES, CWDLoss, MGDLoss,
+                             MimicLoss, NeckDistillLoss)
 
+__all__ = [
+    'DAMOYOLODistiller', 'load_teacher_weights', 'NeckDistillLoss',
+    'CWDLoss', 'MimicLoss', 'MGDLoss', 'FEATURE_LOSS_ALIASES'
+]

@@ -1,0 +1,283 @@
+"""Teacher -> student neck-feature distillation wrapper for DAMO-YOLO."""
+import os.path as osp
+import re
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+from mmengine.model import BaseModel
+from mmengine.runner.checkpoint import CheckpointLoader
+from torch import Tensor
+
+ConfigOrPath = Union[str, dict, ConfigDict, Config]
+
+
+def _find_config(path: str) -> str:
+    """Resolve a config path: as given, then relative to the project root."""
+    if osp.isfile(path):
+        return path
+    tried = [osp.abspath(path)]
+    if not osp.isabs(path):
+        root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+            osp.abspath(__file__)))))
+        for base in (root, osp.join(root, 'damoyolo_mm', '.mim')):
+            cand = osp.join(base, path)
+            if osp.isfile(cand):
+                return cand
+            tried.append(cand)
+    raise FileNotFoundError(
+        f'DAMOYOLODistiller: teacher config {path!r} not found (tried '
+        f'{tried})')
+
+
+def _teacher_model_cfg(teacher_cfg: ConfigOrPath) -> dict:
+    """The ``model`` dict of the teacher, from a config path or a dict."""
+    if isinstance(teacher_cfg, str):
+        cfg = Config.fromfile(_find_config(teacher_cfg))
+        if 'model' not in cfg:
+            raise KeyError(f'DAMOYOLODistiller: teacher config '
+                           f'{teacher_cfg!r} has no `model` entry')
+        return cfg.model
+    if isinstance(teacher_cfg, (dict, Config)):
+        if 'type' in teacher_cfg:
+            return teacher_cfg
+        if 'model' in teacher_cfg:
+            return teacher_cfg['model']
+    raise TypeError(
+        'DAMOYOLODistiller: teacher_cfg must be a config file path, a model '
+        f'config dict (with `type`) or a full config with `model`; got '
+        f'{type(teacher_cfg).__name__}: {teacher_cfg!r}')
+
+
+def load_teacher_weights(teacher: nn.Module, ckpt_path: str) -> None:
+    """Load a detector checkpoint into ``teacher`` strictly.
+
+    Accepts mmengine checkpoints (``state_dict`` entry) and bare state
+    dicts; refuses official DAMO-YOLO (``model`` entry) and distillation
+    checkpoints with a hint at the converting tool.
+    """
+    if not isinstance(ckpt_path, str) or not ckpt_path:
+        raise ValueError(
+            'DAMOYOLODistiller: teacher_ckpt is not set. Pass the trained '
+            'teacher checkpoint, e.g. `--cfg-options '
+            'model.teacher_ckpt=work_dirs/damoyolo_m_coco/epoch_300.pth`')
+    if '://' not in ckpt_path and not osp.isfile(ckpt_path):
+        raise FileNotFoundError(
+            f'DAMOYOLODistiller: teacher checkpoint {ckpt_path!r} not found')
+    ckpt = CheckpointLoader.load_checkpoint(ckpt_path, map_location='cpu')
+    if not isinstance(ckpt, dict):
+        raise TypeError(f'teacher checkpoint {ckpt_path!r} holds a '
+                        f'{type(ckpt).__name__}, expected a dict')
+    if 'state_dict' in ckpt:
+        state_dict = ckpt['state_dict']
+    elif 'model' in ckpt and isinstance(ckpt['model'], dict):
+        raise ValueError(
+            f'teacher checkpoint {ckpt_path!r} is an official DAMO-YOLO '
+            "checkpoint ({'model': ...}); convert it first with "
+            'tools/convert_official.py')
+    else:
+        state_dict = ckpt
+    state_dict = {re.sub(r'^module\.', '', k): v
+                  for k, v in state_dict.items()}
+    if any(k.startswith('student.') for k in state_dict):
+        raise ValueError(
+            f'teacher checkpoint {ckpt_path!r} is a distillation checkpoint '
+            '(keys `student.*`); extract the plain detector first with '
+            'tools/extract_student.py')
+    missing, unexpected = teacher.load_state_dict(state_dict, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(
+            f'teacher checkpoint {ckpt_path!r} does not match the teacher '
+            f'config: missing keys {missing[:10]}'
+            f'{" ..." if len(missing) > 10 else ""} ({len(missing)}), '
+            f'unexpected keys {unexpected[:10]}'
+            f'{" ..." if len(unexpected) > 10 else ""} ({len(unexpected)})')
+
+
+def _neck_channels(model: nn.Module, who: str) -> List[int]:
+    neck = getattr(model, 'neck', None)
+    channels = getattr(neck, 'out_channels', None)
+    if not isinstance(channels, (list, tuple)):
+        raise AttributeError(
+            f'DAMOYOLODistiller: cannot read the {who} neck channels '
+            f'(`{who}.neck.out_channels` is {channels!r}); pass '
+            f'`{who}_channels` explicitly')
+    return [int(c) for c in channels]
+
+
+@MODELS.register_module()
+class DAMOYOLODistiller(BaseModel):
+    """A DAMO-YOLO student trained with a frozen teacher's neck features.
+
+    Training loss = the student's detection losses + ``loss_distill`` =
+    ``distill_weight * distill_loss(student_neck_feats, teacher_neck_feats)``
+    (see :class:`~damoyolo_mm.models.distillers.NeckDistillLoss`; CWD by
+    default). ``distill_weight`` is set every iteration by
+    :class:`~damoyolo_mm.engine.hooks.DistillWeightHook` (DAMO-YOLO's cosine
+    decay from 1 to 0.1 over the training); it stays at its initial value
+    without that hook. Gradient clipping of the student as in DAMO-YOLO's
+    distillation (L2 norm 30) comes from
+    :class:`~damoyolo_mm.engine.hooks.DistillGradClipHook`.
+
+    The teacher is built from its own config (``model`` of ``teacher_cfg``)
+    and checkpoint, put in eval mode with ``requires_grad=False`` and run
+    under ``torch.no_grad`` on the student's pre-processed batch. It is
+    **not** a registered sub-module: it is absent from ``state_dict()``,
+    ``parameters()`` (so from the optimizer), ``init_weights`` and
+    ``train()``; device / dtype moves (``to``, ``cuda``, ``half``) are
+    forwarded to it. Inference (``predict`` / ``tensor`` modes) runs the
+    student alone; ``tools/extract_student.py`` turns a checkpoint of this
+    wrapper into a plain student checkpoint.
+
+    Args:
+        student (dict): Config of the student detector (e.g. ``DAMOYOLO``);
+            its ``extract_feat`` must return the neck outputs.
+        teacher_cfg (str | dict): Teacher config file (its ``model`` entry is
+            used) or the teacher's model config dict.
+        teacher_ckpt (str): Checkpoint of the trained teacher (mmengine
+            checkpoint or bare state dict), loaded strictly.
+        distill_loss (dict): Config of the feature loss module;
+            ``student_channels`` / ``teacher_channels`` are filled in from
+            the necks. Defaults to ``NeckDistillLoss`` with CWD.
+        distill_weight (float): Initial weight of the distillation term.
+            Defaults to 1.0.
+        student_channels (Sequence[int], optional): Student neck channels
+            per level; read from ``student.neck.out_channels`` when None.
+        teacher_channels (Sequence[int], optional): Same for the teacher.
+        data_preprocessor (dict, optional): Data preprocessor; the student's
+            own one is used (shared) when None.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 student: ConfigType,
+                 teacher_cfg: ConfigOrPath,
+                 teacher_ckpt: Optional[str],
+                 distill_loss: ConfigType = dict(
+                     type='NeckDistillLoss', loss='cwd', loss_weight=1.0),
+                 distill_weight: float = 1.0,
+                 student_channels: Optional[Sequence[int]] = None,
+                 teacher_channels: Optional[Sequence[int]] = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(data_preprocessor=None, init_cfg=init_cfg)
+        self.student = MODELS.build(student)
+        if data_preprocessor is None:
+            if not isinstance(
+                    getattr(self.student, 'data_preprocessor', None),
+                    nn.Module):
+                raise AttributeError(
+                    'DAMOYOLODistiller: the student has no data_preprocessor;'
+                    ' pass `data_preprocessor` to the distiller')
+            self.data_preprocessor = self.student.data_preprocessor
+        else:
+            self.data_preprocessor = MODELS.build(data_preprocessor)
+
+        teacher = MODELS.build(_teacher_model_cfg(teacher_cfg))
+        load_teacher_weights(teacher, teacher_ckpt)
+        teacher.eval()
+        teacher.requires_grad_(False)
+        # a tuple keeps the teacher out of nn.Module's sub-module registry
+        self._teacher_holder: Tuple[nn.Module] = (teacher, )
+        self.teacher_ckpt = teacher_ckpt
+        self._check_preprocessing(teacher)
+
+        if student_channels is None:
+            student_channels = _neck_channels(self.student, 'student')
+        if teacher_channels is None:
+            teacher_channels = _neck_channels(teacher, 'teacher')
+        loss_cfg = dict(distill_loss)
+        loss_cfg.setdefault('student_channels', list(student_channels))
+        loss_cfg.setdefault('teacher_channels', list(teacher_channels))
+        self.distill_loss = MODELS.build(loss_cfg)
+        self.distill_weight = float(distill_weight)
+        print_log(
+            f'DAMOYOLODistiller: teacher {type(teacher).__name__} '
+            f'(neck channels {list(teacher_channels)}, checkpoint '
+            f'{teacher_ckpt}) -> student {type(self.student).__name__} '
+            f'(neck channels {list(student_channels)})', logger='current')
+
+    # ------------------------------------------------------------------ #
+    @property
+    def teacher(self) -> nn.Module:
+        """The frozen teacher detector (not a registered sub-module)."""
+        return self._teacher_holder[0]
+
+    def _check_preprocessing(self, teacher: nn.Module) -> None:
+        """The teacher sees the student's batch: normalisation must agree."""
+        sp = self.data_preprocessor
+        tp = getattr(teacher, 'data_preprocessor', None)
+        for attr in ('mean', 'std'):
+            a, b = getattr(sp, attr, None), getattr(tp, attr, None)
+            if a is None and b is None:
+                continue
+            if a is None or b is None or a.shape != b.shape or \
+                    not torch.allclose(a.float(), b.float()):
+                raise ValueError(
+                    f'DAMOYOLODistiller: the teacher is fed the student\'s '
+                    f'pre-processed images, but the data_preprocessor '
+                    f'{attr} differs: student {None if a is None else a.flatten().tolist()}, '  # noqa: E501
+                    f'teacher {None if b is None else b.flatten().tolist()}')
+        for attr in ('_channel_conversion', ):
+            a, b = getattr(sp, attr, None), getattr(tp, attr, None)
+            if a != b:
+                raise ValueError(
+                    'DAMOYOLODistiller: student and teacher data '
+                    f'preprocessors differ in bgr_to_rgb ({a} vs {b})')
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        self.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True) -> 'DAMOYOLODistiller':
+        """Set the student (and loss modules) mode; the teacher stays in
+        eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    # ------------------------------------------------------------------ #
+    def forward(self,
+                inputs: Tensor,
+                data_samples: Optional[SampleList] = None,
+                mode: str = 'tensor'):
+        """``loss``: detection + distillation losses; ``predict`` and
+        ``tensor``: the student alone."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.student.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.student._forward(inputs, data_samples)
+        raise RuntimeError(f'DAMOYOLODistiller: invalid mode {mode!r}, '
+                           "expected 'loss', 'predict' or 'tensor'")
+
+    @torch.no_grad()
+    def teacher_feats(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        """Neck outputs of the frozen teacher."""
+        if self.teacher.training:
+            self.teacher.eval()
+        return tuple(self.teacher.extract_feat(inputs))
+
+    def loss(self, inputs: Tensor,
+             data_samples: SampleList) -> Dict[str, Tensor]:
+        """Student detection losses plus ``loss_distill``."""
+        feats_s = self.student.extract_feat(inputs)
+        losses = self.student.bbox_head.loss(feats_s, data_samples)
+        feats_t = self.teacher_feats(inputs)
+        loss_distill = self.distill_loss(feats_s, feats_t)
+        if 'loss_distill' in losses:
+            raise KeyError('DAMOYOLODistiller: the student head already '
+                           'returns a `loss_distill` entry')
+        losses['loss_distill'] = self.distill_weight * loss_distill
+        return losses
+
+    def student_state_dict(self) -> Dict[str, Tensor]:
+        """State dict of the student alone (keys of a plain detector)."""
+        return self.student.state_dict()

@@ -1,0 +1,162 @@
+"""Extract the student detector from a distillation checkpoint.
+
+A checkpoint written while training a ``DAMOYOLODistiller`` holds the keys
+``student.*`` (the detector) and ``distill_loss.*`` (align convolutions,
+generators); the teacher is never saved. This tool keeps the student weights
+only, with plain detector key names, so that ``tools/test.py``, ``mim test``,
+``init_detector`` and the deployment tools load it with the plain student
+config (e.g. ``configs/damoyolo_s_coco.py``).
+
+With EMAHook the checkpoint's ``state_dict`` holds the averaged weights (the
+ones evaluated during training); they are extracted by default. ``--raw``
+takes the non-averaged weights from ``ema_state_dict`` instead.
+
+Examples:
+    python tools/extract_student.py \\
+        work_dirs/damoyolo_s_distill_from_m/epoch_300.pth \\
+        work_dirs/damoyolo_s_distilled.pth
+    python tools/extract_student.py DISTILL.pth OUT.pth \\
+        --check-config configs/damoyolo_s_coco.py
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import tempfile
+from collections import OrderedDict
+from typing import Dict, Optional, Sequence
+
+import torch
+
+PREFIX = 'student.'
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Extract a plain student checkpoint from a '
+        'DAMOYOLODistiller checkpoint')
+    parser.add_argument('checkpoint', help='distillation checkpoint (.pth)')
+    parser.add_argument('out', help='output student checkpoint (.pth)')
+    parser.add_argument(
+        '--raw', action='store_true',
+        help='take the non-averaged weights from `ema_state_dict` (the '
+        'default `state_dict` holds the EMA weights when EMAHook was used)')
+    parser.add_argument(
+        '--check-config',
+        help='plain student config: build it and load the extracted weights '
+        'strictly before writing')
+    parser.add_argument(
+        '--force', action='store_true', help='overwrite an existing output')
+    return parser.parse_args(argv)
+
+
+def student_state_dict(ckpt: dict, src: str,
+                       raw: bool = False) -> Dict[str, torch.Tensor]:
+    """The student weights of a distillation checkpoint, prefix removed."""
+    if raw:
+        if 'ema_state_dict' not in ckpt:
+            raise KeyError(f'{src}: --raw needs an `ema_state_dict` entry '
+                           '(written by EMAHook); the checkpoint has '
+                           f'{sorted(ckpt)}')
+        state = ckpt['ema_state_dict']
+        prefix = 'module.' + PREFIX
+    else:
+        if 'state_dict' not in ckpt:
+            raise KeyError(f'{src}: no `state_dict` entry (keys '
+                           f'{sorted(ckpt)}); expected an mmengine '
+                           'checkpoint of a DAMOYOLODistiller')
+        state = ckpt['state_dict']
+        prefix = PREFIX
+    out = OrderedDict()
+    for key, value in state.items():
+        name = key[7:] if key.startswith('module.') and not raw else key
+        if name.startswith(prefix):
+            out[name[len(prefix):]] = value
+    if not out:
+        raise ValueError(
+            f'{src}: no `{prefix}*` keys, not a distillation checkpoint '
+            f'(first keys: {list(state)[:5]})')
+    return out
+
+
+def check_against_config(state: Dict[str, torch.Tensor],
+                         config: str) -> None:
+    """Build the plain student from ``config`` and load ``state`` strictly."""
+    from mmengine.config import Config
+
+    from damoyolo_mm.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    from mmdet.registry import MODELS
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'--check-config: {config!r} not found')
+    model = MODELS.build(Config.fromfile(config).model)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(
+            f'extracted weights do not fit {config}: missing keys '
+            f'{missing[:10]} ({len(missing)}), unexpected keys '
+            f'{unexpected[:10]} ({len(unexpected)})')
+
+
+def atomic_save(obj: dict, path: str) -> None:
+    """Write ``obj`` to a temporary file beside ``path``, then rename."""
+    out_dir = osp.dirname(osp.abspath(path))
+    os.makedirs(out_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=out_dir)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def extract(src: str,
+            dst: str,
+            raw: bool = False,
+            check_config: Optional[str] = None,
+            force: bool = False) -> Dict[str, torch.Tensor]:
+    """Extract the student of ``src`` into ``dst``; returns its state dict."""
+    import damoyolo_mm  # noqa: F401  (trusted local checkpoint loading)
+    from mmengine.runner.checkpoint import CheckpointLoader
+    if not osp.isfile(src):
+        raise FileNotFoundError(f'checkpoint {src!r} not found')
+    if osp.abspath(src) == osp.abspath(dst):
+        raise ValueError('the output must differ from the input checkpoint')
+    if osp.exists(dst) and not force:
+        raise FileExistsError(f'{dst!r} exists (use --force to overwrite)')
+    ckpt = CheckpointLoader.load_checkpoint(src, map_location='cpu')
+    if not isinstance(ckpt, dict):
+        raise TypeError(f'{src}: expected a dict checkpoint, got '
+                        f'{type(ckpt).__name__}')
+    state = student_state_dict(ckpt, src, raw=raw)
+    if check_config is not None:
+        check_against_config(state, check_config)
+    meta = dict(ckpt.get('meta') or {})
+    distill_cfg = meta.pop('cfg', None)
+    meta.pop('hook_msgs', None)
+    meta['extracted_from'] = osp.abspath(src)
+    meta['extracted_weights'] = 'raw' if raw else 'state_dict'
+    if distill_cfg is not None:
+        meta['distill_cfg'] = distill_cfg
+    atomic_save(dict(meta=meta, state_dict=state), dst)
+    return state
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    state = extract(args.checkpoint, args.out, raw=args.raw,
+                    check_config=args.check_config, force=args.force)
+    n = sum(v.numel() for v in state.values())
+    print(f'wrote {args.out}: {len(state)} tensors, {n} values '
+          f'(student of {args.checkpoint})')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
