@@ -89,14 +89,25 @@ def load_teacher_weights(teacher: nn.Module, ckpt_path: str) -> None:
             f'teacher checkpoint {ckpt_path!r} is a distillation checkpoint '
             '(keys `student.*`); extract the plain detector first with '
             'tools/extract_student.py')
-    missing, unexpected = teacher.load_state_dict(state_dict, strict=False)
-    if missing or unexpected:
+    own = teacher.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [
+        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
+        f'{tuple(v.shape)}' for k, v in own.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or mismatched:
+
+        def head(keys):
+            more = f' ... ({len(keys)} in all)' if len(keys) > 5 else ''
+            return f'{keys[:5]}{more}'
+
         raise RuntimeError(
             f'teacher checkpoint {ckpt_path!r} does not match the teacher '
-            f'config: missing keys {missing[:10]}'
-            f'{" ..." if len(missing) > 10 else ""} ({len(missing)}), '
-            f'unexpected keys {unexpected[:10]}'
-            f'{" ..." if len(unexpected) > 10 else ""} ({len(unexpected)})')
+            f'config: missing keys {head(missing)}, unexpected keys '
+            f'{head(unexpected)}, shape mismatches {head(mismatched)}')
+    teacher.load_state_dict(state_dict, strict=True)
 
 
 def _neck_channels(model: nn.Module, who: str) -> List[int]:

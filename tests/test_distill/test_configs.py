@@ -1,0 +1,102 @@
+"""The distillation configs in configs/distill/."""
+import os.path as osp
+
+import pytest
+import torch
+from conftest import make_batch
+from mmdet.registry import HOOKS, MODELS
+from mmengine.config import Config
+
+# (config, student neck, teacher neck, student backbone, teacher backbone)
+PAIRS = {
+    'damoyolo_m_distill_from_l.py':
+    ([128, 256, 512], [128, 256, 512], 'TinyNASCSP', 'TinyNASCSP'),
+    'damoyolo_s_distill_from_m.py':
+    ([128, 256, 512], [128, 256, 512], 'TinyNASRes', 'TinyNASCSP'),
+    'damoyolo_t_distill_from_s.py':
+    ([64, 128, 256], [128, 256, 512], 'TinyNASRes', 'TinyNASRes'),
+    'damoyolo_ns_distill_from_nm.py':
+    ([40, 80, 160], [64, 128, 256], 'TinyNASMob', 'TinyNASMob'),
+}
+
+
+def test_registered_by_package_import():
+    import damoyolo_mm  # noqa: F401
+    for name in ('DistillWeightHook', 'DistillGradClipHook'):
+        assert HOOKS.get(name) is not None, name
+    for name in ('DAMOYOLODistiller', 'NeckDistillLoss', 'CWDLoss',
+                 'MimicLoss', 'MGDLoss'):
+        assert MODELS.get(name) is not None, name
+
+
+def _load(repo_root, name):
+    return Config.fromfile(osp.join(repo_root, 'configs', 'distill', name))
+
+
+@pytest.mark.parametrize('name', sorted(PAIRS))
+def test_config_pairs(repo_root, name):
+    s_ch, t_ch, s_bb, t_bb = PAIRS[name]
+    cfg = _load(repo_root, name)
+    model = cfg.model
+    assert model.type == 'DAMOYOLODistiller'
+    assert model.teacher_ckpt is None
+    assert model.distill_loss.loss == 'cwd'
+    assert model.student.type == 'DAMOYOLO'
+    assert model.student.neck.out_channels == s_ch
+    assert model.student.backbone.type == s_bb
+    assert osp.isfile(model.teacher_cfg), model.teacher_cfg
+    teacher = Config.fromfile(model.teacher_cfg).model
+    assert teacher.neck.out_channels == t_ch
+    assert teacher.backbone.type == t_bb
+    # the student recipe is the plain student config's
+    plain = Config.fromfile(osp.join(
+        repo_root, 'configs', name.split('_distill_from_')[0] + '_coco.py'))
+    assert model.student.to_dict() == plain.model.to_dict()
+    hooks = [h['type'] for h in cfg.custom_hooks]
+    assert 'DistillWeightHook' in hooks and 'DistillGradClipHook' in hooks
+    assert hooks[:len(plain.get('custom_hooks', []))] == [
+        h['type'] for h in plain.get('custom_hooks', [])]
+    weight = [h for h in cfg.custom_hooks
+              if h['type'] == 'DistillWeightHook'][0]
+    assert weight.get('span') is None  # whole training, as DAMO-YOLO
+    clip = [h for h in cfg.custom_hooks
+            if h['type'] == 'DistillGradClipHook'][0]
+    assert clip['max_norm'] == 30.
+
+
+def _build_and_step(repo_root, name, tmp_path, num_classes=None):
+    cfg = _load(repo_root, name)
+    teacher_cfg = Config.fromfile(cfg.model.teacher_cfg).model
+    torch.manual_seed(0)
+    teacher = MODELS.build(teacher_cfg)
+    ckpt = str(tmp_path / 'teacher.pth')
+    torch.save({'state_dict': teacher.state_dict()}, ckpt)
+    del teacher
+    cfg.merge_from_dict({'model.teacher_ckpt': ckpt})
+    model = MODELS.build(cfg.model)
+    inputs, samples = make_batch(batch_size=2, size=64)
+    model.train()
+    losses = model.loss(inputs, samples)
+    assert torch.isfinite(losses['loss_distill']) and \
+        losses['loss_distill'] > 0
+    return model
+
+
+def test_nano_pair_builds_and_trains(repo_root, tmp_path):
+    model = _build_and_step(repo_root, 'damoyolo_ns_distill_from_nm.py',
+                            tmp_path)
+    assert [m.weight.shape[:2] for m in model.distill_loss.align_module] == [
+        (64, 40), (128, 80), (256, 160)]
+
+
+def test_missing_teacher_ckpt_is_a_clear_error(repo_root):
+    cfg = _load(repo_root, 'damoyolo_ns_distill_from_nm.py')
+    with pytest.raises(ValueError, match=r'model\.teacher_ckpt'):
+        MODELS.build(cfg.model)
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize('name', sorted(set(PAIRS) - {
+    'damoyolo_ns_distill_from_nm.py'}))
+def test_full_pairs_build_and_train(repo_root, tmp_path, name):
+    _build_and_step(repo_root, name, tmp_path)
