@@ -1,8 +1,9 @@
 from .distill_weight_hook import DistillGradClipHook, DistillWeightHook  # noqa: F401,E501
 from .finite_loss_hook import CheckFiniteLossHook, NonFiniteLossError
+from .memory_format_hook import MemoryFormatHook
 from .sada_progress_hook import SADAProgressHook, find_sada_transforms
 
 __all__ = [
-    'CheckFiniteLossHook', 'NonFiniteLossError', 'SADAProgressHook',
-    'find_sada_transforms'
+    'CheckFiniteLossHook', 'NonFiniteLossError', 'MemoryFormatHook',
+    'SADAProgressHook', 'find_sada_transforms'
 ]

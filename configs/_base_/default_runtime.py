@@ -1,0 +1,33 @@
+# Runtime settings shared by every DAMO-YOLO config.
+# `default_scope = 'mmdet'` and `custom_imports` (damoyolo_mm) come with the
+# model bases (configs/_base_/models/); mmengine refuses a key defined by two
+# sibling bases, so they are not repeated here.
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # every 10 epochs (as the evaluation); the best COCO mAP is kept too.
+    # With EMAHook the saved `state_dict` holds the EMA weights.
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=10,
+        max_keep_ckpts=3,
+        save_best='coco/bbox_mAP',
+        rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='DetVisualizationHook'))
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(
+    type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
+
+log_level = 'INFO'
+load_from = None
+resume = False
