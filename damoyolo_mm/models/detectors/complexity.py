@@ -49,7 +49,8 @@ def get_model_complexity(model: nn.Module,
                          input_size: IntPair = 640,
                          count_size: IntPair = None,
                          deploy: bool = True,
-                         bn_ops_per_element: int = 2) -> Tuple[int, float]:
+                         bn_ops_per_element: int = 2,
+                         copy_model: bool = True) -> Tuple[int, float]:
     """Parameters and GFLOPs of a detector.
 
     Args:
@@ -62,6 +63,8 @@ def get_model_complexity(model: nn.Module,
         deploy: Re-parameterise RepConv layers first (BatchNorm is kept).
         bn_ops_per_element: Ops per BatchNorm output element (2 reproduces
             the published numbers, 4 the current ``thop``).
+        copy_model: Work on a deep copy (``False`` re-parameterises and
+            puts ``model`` itself in eval mode: faster for throwaway models).
 
     Returns:
         tuple: (number of parameters, GFLOPs).
@@ -71,7 +74,9 @@ def get_model_complexity(model: nn.Module,
     for name, v in (('input_size', (h, w)), ('count_size', (ch, cw))):
         if v[0] % 32 or v[1] % 32:
             raise ValueError(f'{name} must be multiples of 32, got {v}')
-    model = copy.deepcopy(model).cpu().float().eval()
+    if copy_model:
+        model = copy.deepcopy(model)
+    model = model.cpu().float().eval()
     if deploy:
         reparameterize(model)
     params = sum(p.numel() for p in model.parameters())

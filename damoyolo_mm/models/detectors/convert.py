@@ -223,3 +223,102 @@ def convert_official_state_dict(
     if unexpected:
         raise CheckpointMismatchError([], unexpected, [])
     return OrderedDict(converted)
+
+
+def extract_official_state_dict(checkpoint) -> Dict[str, Tensor]:
+    """The state dict inside a loaded official checkpoint.
+
+    Accepts ``{'model': state_dict, ...}`` (what the official trainer and
+    release files hold) or a bare state dict; strips ``module.`` prefixes.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError('official checkpoint must be a dict, got '
+                         f'{type(checkpoint).__name__}')
+    if 'model' in checkpoint and isinstance(checkpoint['model'], Mapping):
+        state = checkpoint['model']
+    elif checkpoint and all(torch.is_tensor(v) for v in checkpoint.values()):
+        state = checkpoint
+    else:
+        raise ValueError(
+            "official checkpoint has no 'model' state dict (top-level keys: "
+            f'{sorted(checkpoint)[:10]})')
+    return OrderedDict(
+        (k[len('module.'):] if k.startswith('module.') else k, v)
+        for k, v in state.items())
+
+
+def convert_official_checkpoint(src: str,
+                                dst: str,
+                                model_cfg,
+                                fuse: bool = False,
+                                trust_pickle: bool = False,
+                                extra_meta: Optional[dict] = None) -> dict:
+    """Convert an official checkpoint file into an mmengine checkpoint.
+
+    The model described by ``model_cfg`` is built, the converted weights are
+    loaded into it with ``strict=True`` (so every key and shape must match)
+    and its state dict is written as ``{'meta': ..., 'state_dict': ...}``
+    to ``dst`` through a temporary file and ``os.replace`` (atomic). With
+    ``fuse`` the model is switched to the deploy form first (RepConv
+    re-parameterised, conv+BN folded); such a checkpoint loads into a config
+    with ``model.deploy=True``.
+
+    Args:
+        src: Official checkpoint path.
+        dst: Output path.
+        model_cfg: Model config (dict / ConfigDict) of the target variant.
+        fuse: Save the deploy form.
+        trust_pickle: Load ``src`` with ``weights_only=False`` (only for
+            trusted files with pickled non-tensor objects).
+        extra_meta: Merged into ``meta``.
+
+    Returns:
+        dict: The ``meta`` written.
+    """
+    import os
+    import os.path as osp
+    import tempfile
+
+    from mmdet.registry import MODELS
+
+    if not osp.isfile(src):
+        raise FileNotFoundError(f'official checkpoint {src!r} not found')
+    try:
+        ckpt = torch.load(src, map_location='cpu',
+                          weights_only=not trust_pickle)
+    except Exception as e:  # noqa: B902  (re-raised with a hint)
+        raise RuntimeError(
+            f'cannot load {src!r} with weights_only={not trust_pickle}: {e}'
+            '\n(use trust_pickle / --trust-pickle for a trusted file that '
+            'pickles more than tensors)') from e
+    official = extract_official_state_dict(ckpt)
+    src_dtypes = sorted({str(v.dtype) for v in official.values()
+                         if torch.is_tensor(v) and v.is_floating_point()})
+    model = MODELS.build(model_cfg)
+    state = convert_official_state_dict(official, model.state_dict())
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    if fuse:
+        model.switch_to_deploy()
+    state_dict = OrderedDict(
+        (k, v.detach().cpu().clone()) for k, v in model.state_dict().items())
+    meta = dict(
+        converted_from=osp.abspath(src),
+        source_format='official DAMO-YOLO',
+        source_dtypes=src_dtypes,
+        num_official_keys=len(official),
+        deploy=bool(fuse))
+    if extra_meta:
+        meta.update(extra_meta)
+    out_dir = osp.dirname(osp.abspath(dst))
+    os.makedirs(out_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.tmp_convert_', suffix='.pth',
+                               dir=out_dir)
+    os.close(fd)
+    try:
+        torch.save(dict(meta=meta, state_dict=state_dict), tmp)
+        os.replace(tmp, dst)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+    return meta
