@@ -14,7 +14,8 @@ from .compat import (INSTALL_HINTS, apply, check_tensorrt, onnx_export,
 from .export import (SUPPORTED_BACKENDS, build_model, build_trt_engine,
                      check_backend_available, check_post_processing,
                      export_onnx, get_backend_name, get_input_hw,
-                     get_test_cfg, load_configs, ort_detections, ort_session)
+                     get_test_cfg, load_configs, match_detections,
+                     ort_detections, ort_session)
 from .tensorrt import (EFFICIENT_NMS_MAX_CANDIDATES, TRT_OUTPUT_NAMES,
                        EfficientNMSOp, End2EndTRT, RawOutputs, TRTRunner,
                        build_engine, check_input_shape, export_trt_onnx)
@@ -28,7 +29,7 @@ __all__ = [
     'SUPPORTED_BACKENDS', 'build_model', 'build_trt_engine',
     'check_backend_available', 'check_post_processing', 'export_onnx',
     'get_backend_name', 'get_input_hw', 'get_test_cfg', 'load_configs',
-    'ort_detections', 'ort_session', 'EFFICIENT_NMS_MAX_CANDIDATES',
+    'match_detections', 'ort_detections', 'ort_session', 'EFFICIENT_NMS_MAX_CANDIDATES',
     'TRT_OUTPUT_NAMES', 'EfficientNMSOp', 'End2EndTRT', 'RawOutputs',
     'TRTRunner', 'build_engine', 'check_input_shape', 'export_trt_onnx'
 ]

@@ -17,8 +17,10 @@ ONNX Runtime goes through MMDeploy's exporter and the rewriters of
 :mod:`damoyolo_mm.deploy.rewriters`; TensorRT through
 :mod:`damoyolo_mm.deploy.tensorrt` (``EfficientNMS_TRT``, TensorRT 10 API).
 """
+import contextlib
 import os
 import os.path as osp
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -160,16 +162,36 @@ def get_input_hw(deploy_cfg, model_cfg=None) -> Tuple[int, int]:
     return h, w
 
 
-def build_model(deploy_cfg, model_cfg, checkpoint: Optional[str],
-                device: str = 'cpu') -> Tuple[torch.nn.Module, Any]:
-    """Model in deploy (fused) form + MMDeploy task processor."""
-    from mmdeploy.apis import build_task_processor
+def build_model(model_cfg, checkpoint: Optional[str],
+                device: str = 'cpu') -> torch.nn.Module:
+    """The detector with its checkpoint, in deploy (fused) form, eval mode.
+
+    Like MMDeploy's ``build_pytorch_model`` (which refuses a CPU device for
+    the TensorRT backend) but loads the checkpoint strictly: a checkpoint
+    of another variant fails here instead of exporting random weights.
+    """
+    import copy
+
+    from mmdet.registry import MODELS
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.runner import load_checkpoint
+    if isinstance(model_cfg, str):
+        from mmengine.config import Config
+        model_cfg = Config.fromfile(model_cfg)
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint} not found')
-    task_processor = build_task_processor(model_cfg, deploy_cfg, device)
-    # build_pytorch_model loads the checkpoint and calls switch_to_deploy()
-    model = task_processor.build_pytorch_model(checkpoint)
-    return model.eval(), task_processor
+    cfg = copy.deepcopy(model_cfg['model'])
+    cfg.pop('pretrained', None)
+    model = MODELS.build(cfg)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    model = revert_sync_batchnorm(model).eval()
+    switch = getattr(model, 'switch_to_deploy', None)
+    if not callable(switch):
+        raise TypeError(f'{type(model).__name__} has no switch_to_deploy(); '
+                        'damoyolo_mm.deploy exports DAMOYOLO detectors')
+    switch()
+    return model.to(device).eval()
 
 
 def _data_samples(batch: int, h: int, w: int) -> List[Any]:
@@ -240,24 +262,22 @@ def export_onnx(deploy_cfg,
     if model is None:
         log(f'[deploy] building the model from {_name(model_cfg)} '
             f'(checkpoint: {checkpoint}) and switching it to deploy form')
-        model, task_processor = build_model(deploy_cfg, model_cfg,
-                                            checkpoint, device)
-    else:
-        task_processor = None
+        model = build_model(model_cfg, checkpoint, device)
 
     if backend == 'tensorrt':
         from .tensorrt import export_trt_onnx
         log(f'[deploy] exporting {out_file}: fused model + EfficientNMS_TRT, '
             f'opset {onnx_cfg.get("opset_version", 13)}, input {h}x{w}')
         dynamic_batch = bool(onnx_cfg.get('dynamic_axes'))
-        export_trt_onnx(
-            model,
-            out_file,
-            (h, w),
-            get_test_cfg(model_cfg),
-            opset_version=max(13, onnx_cfg.get('opset_version', 13)),
-            dynamic_batch=dynamic_batch,
-            input_name=onnx_cfg.get('input_names', ['input'])[0])
+        with _quiet_tracer():
+            export_trt_onnx(
+                model,
+                out_file,
+                (h, w),
+                get_test_cfg(model_cfg),
+                opset_version=max(13, onnx_cfg.get('opset_version', 13)),
+                dynamic_batch=dynamic_batch,
+                input_name=onnx_cfg.get('input_names', ['input'])[0])
         log(f'[deploy] wrote {out_file} (onnx.checker passed)')
         return out_file
 
@@ -267,9 +287,9 @@ def export_onnx(deploy_cfg,
     from mmdeploy.utils import get_dynamic_axes
     if inputs is None:
         if img is not None:
-            if task_processor is None:
-                raise ValueError('img needs the model to be built here '
-                                 '(do not pass model=)')
+            from mmdeploy.apis import build_task_processor
+            task_processor = build_task_processor(model_cfg, deploy_cfg,
+                                                  'cpu')
             data, inputs = task_processor.create_input(
                 img, (w, h),
                 data_preprocessor=getattr(model, 'data_preprocessor', None))
@@ -290,7 +310,7 @@ def export_onnx(deploy_cfg,
         f'{"dynamic" if dynamic_axes else "static"} shape, post-processing '
         'in the graph (onnx::NonMaxSuppression)')
     prefix = osp.join(work_dir, osp.splitext(save_file)[0])
-    with no_mp():
+    with no_mp(), _quiet_tracer():
         export(
             model,
             inputs.cpu(),
@@ -340,6 +360,18 @@ def build_trt_engine(deploy_cfg, onnx_file: str, work_dir: str,
     return engine_file
 
 
+@contextlib.contextmanager
+def _quiet_tracer():
+    """Hide the tracer's warnings about shapes turned into constants (the
+    expected behaviour of a static export)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
+        # MMDeploy's NMS gathers with non-negative indices only
+        warnings.filterwarnings(
+            'ignore', message='Exporting aten::index operator of advanced')
+        yield
+
+
 def _name(cfg) -> str:
     return getattr(cfg, 'filename', None) or 'the model config'
 
@@ -371,9 +403,43 @@ def ort_detections(session, inputs: torch.Tensor) -> Sequence[Dict]:
     return out
 
 
+def match_detections(a: Dict[str, Any], b: Dict[str, Any], box_tol: float,
+                     score_tol: float) -> Tuple[List[int], List[int], float,
+                                                float]:
+    """One-to-one matching of two detection sets (any order).
+
+    Detection i of ``a`` (dict of numpy ``bboxes`` (K, 4), ``scores``,
+    ``labels``) matches an unused j of ``b`` with the same label, every box
+    coordinate within ``box_tol`` and the score within ``score_tol`` (the
+    closest box wins). Detections are visited by descending score.
+
+    Returns:
+        tuple: unmatched indices of ``a``, unmatched indices of ``b``, and
+        the largest box / score difference over the matched pairs.
+    """
+    import numpy as np
+    used = np.zeros(len(b['scores']), dtype=bool)
+    un_a, max_db, max_ds = [], 0., 0.
+    for i in np.argsort(-np.asarray(a['scores']), kind='stable'):
+        if len(used):
+            db = np.abs(b['bboxes'] - a['bboxes'][i]).max(1)
+        else:
+            db = np.zeros(0)
+        ds = np.abs(b['scores'] - a['scores'][i])
+        ok = (~used) & (b['labels'] == a['labels'][i]) & (db <= box_tol) & (
+            ds <= score_tol)
+        if not ok.any():
+            un_a.append(int(i))
+            continue
+        j = int(np.flatnonzero(ok)[np.argmin(db[ok])])
+        used[j] = True
+        max_db, max_ds = max(max_db, float(db[j])), max(max_ds, float(ds[j]))
+    return un_a, [int(j) for j in np.flatnonzero(~used)], max_db, max_ds
+
+
 __all__ = [
     'SUPPORTED_BACKENDS', 'INSTALL_HINTS', 'load_configs', 'get_backend_name',
     'check_backend_available', 'check_post_processing', 'get_test_cfg',
     'get_input_hw', 'build_model', 'export_onnx', 'build_trt_engine',
-    'ort_session', 'ort_detections'
+    'ort_session', 'ort_detections', 'match_detections'
 ]

@@ -108,31 +108,7 @@ def reference_nms(boxes: np.ndarray, scores: np.ndarray, score_thr: float,
     return dict(bboxes=b[order], scores=s[order], labels=l[order])
 
 
-def match_detections(a: Dict[str, np.ndarray], b: Dict[str, np.ndarray],
-                     box_tol: float, score_tol: float
-                     ) -> Tuple[List[int], List[int], float, float]:
-    """One-to-one matching of two detection sets (any order).
-
-    Detection i of ``a`` matches an unused j of ``b`` with the same label,
-    every box coordinate within ``box_tol`` and the score within
-    ``score_tol`` (closest box first).
-
-    Returns:
-        unmatched indices of a, unmatched indices of b, max box and max
-        score difference over the matched pairs.
-    """
-    used = np.zeros(len(b['scores']), dtype=bool)
-    un_a, max_db, max_ds = [], 0., 0.
-    for i in np.argsort(-a['scores'], kind='stable'):
-        db = np.abs(b['bboxes'] - a['bboxes'][i]).max(1) if len(used) else \
-            np.zeros(0)
-        ds = np.abs(b['scores'] - a['scores'][i])
-        ok = (~used) & (b['labels'] == a['labels'][i]) & (db <= box_tol) & (
-            ds <= score_tol)
-        if not ok.any():
-            un_a.append(int(i))
-            continue
-        j = int(np.flatnonzero(ok)[np.argmin(db[ok])])
-        used[j] = True
-        max_db, max_ds = max(max_db, float(db[j])), max(max_ds, float(ds[j]))
-    return un_a, [int(j) for j in np.flatnonzero(~used)], max_db, max_ds
+def match_detections(a, b, box_tol, score_tol):
+    """See :func:`damoyolo_mm.deploy.match_detections`."""
+    from damoyolo_mm.deploy.export import match_detections as _match
+    return _match(a, b, box_tol, score_tol)

@@ -1,0 +1,193 @@
+"""tools/deploy.py and tools/benchmark_latency.py: runs and bad input."""
+import importlib.util
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+from deploy_helpers import REPO
+from mmengine.config import Config
+
+PY = sys.executable
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        f'_tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope='module')
+def ns_ckpt(golden_dir, tmp_path_factory):
+    """An mmdet-layout checkpoint of Ns (golden weights, converted)."""
+    pytest.importorskip('mmdeploy')
+    from mmdet.registry import MODELS
+    from damoyolo_mm.models.detectors.convert import \
+        convert_official_state_dict
+    cfg = Config.fromfile(osp.join(REPO, 'configs/damoyolo_ns_coco.py'))
+    model = MODELS.build(cfg.model)
+    ck = torch.load(osp.join(golden_dir, 'Ns_ckpt_fp16.pth'),
+                    weights_only=True)
+    path = str(tmp_path_factory.mktemp('ckpt') / 'ns.pth')
+    torch.save(dict(state_dict=convert_official_state_dict(
+        ck['model'], model.state_dict()), meta=dict()), path)
+    return path
+
+
+@pytest.mark.parametrize('tool', ['deploy', 'benchmark_latency'])
+def test_help(tool):
+    out = subprocess.run([PY, osp.join(REPO, 'tools', f'{tool}.py'),
+                          '--help'], capture_output=True, text=True,
+                         cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert 'usage:' in out.stdout
+    if tool == 'deploy':
+        assert '--onnx-only' in out.stdout and 'deploy_cfg' in out.stdout
+    else:
+        assert '--official-root' in out.stdout and 'tensorrt' in out.stdout
+
+
+def test_deploy_onnxruntime(ns_ckpt, tmp_path, capsys):
+    tool = _load_tool('deploy')
+    work = str(tmp_path / 'ns')
+    tool.main([
+        'configs/deploy/detection_onnxruntime_static-416x416_nano.py',
+        'configs/damoyolo_ns_coco.py', ns_ckpt, '--work-dir', work,
+        '--verify'
+    ])
+    log = capsys.readouterr().out
+    for step in range(1, 5):
+        assert f'step {step}/4' in log
+    assert 'wrote' in log and 'onnx.checker passed' in log
+    assert osp.isfile(osp.join(work, 'end2end.onnx'))
+    m = re.search(r'detections: pytorch (\d+), onnxruntime (\d+)', log)
+    assert m and m.group(1) == m.group(2) != '0'
+    m = re.search(r'matched (\d+)/(\d+) .* boxes ([0-9.e+-]+) px, scores '
+                  r'([0-9.e+-]+)', log)
+    assert m, log
+    assert int(m.group(1)) >= 0.97 * int(m.group(2))
+    assert float(m.group(3)) <= 1e-3 and float(m.group(4)) <= 1e-4
+
+
+def test_deploy_tensorrt_onnx_only(ns_ckpt, tmp_path, capsys):
+    tool = _load_tool('deploy')
+    work = str(tmp_path / 'trt')
+    tool.main([
+        'configs/deploy/detection_tensorrt-fp16_static-416x416_nano.py',
+        'configs/damoyolo_ns_coco.py', ns_ckpt, '--work-dir', work,
+        '--onnx-only'
+    ])
+    log = capsys.readouterr().out
+    assert 'EfficientNMS_TRT' in log and 'engine skipped' in log
+    import onnx
+    model = onnx.load(osp.join(work, 'end2end.onnx'))
+    onnx.checker.check_model(model)
+    assert model.graph.node[-1].op_type == 'EfficientNMS_TRT'
+    assert not osp.exists(osp.join(work, 'end2end.engine'))
+
+
+def test_deploy_tensorrt_without_gpu_says_what_is_missing(ns_ckpt, tmp_path):
+    if importlib.util.find_spec('tensorrt') is not None and \
+            torch.cuda.is_available():
+        pytest.skip('TensorRT and a GPU are present')
+    out = subprocess.run([
+        PY, 'tools/deploy.py',
+        'configs/deploy/detection_tensorrt-fp16_static-640x640.py',
+        'configs/damoyolo_t_coco.py', ns_ckpt, '--work-dir',
+        str(tmp_path)
+    ], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert 'tools/deploy.py: error:' in out.stderr
+    if importlib.util.find_spec('tensorrt') is None:
+        assert 'pip install "tensorrt>=10,<11"' in out.stderr
+    else:
+        assert 'GPU' in out.stderr
+    assert 'Traceback' not in out.stderr
+    # failed before exporting anything
+    assert not osp.exists(osp.join(str(tmp_path), 'end2end.onnx'))
+
+
+def _write_cfg(tmp_path, name, base, extra):
+    path = tmp_path / name
+    path.write_text(f"_base_ = ['{osp.join(REPO, base)}']\n{extra}\n")
+    return str(path)
+
+
+def test_deploy_bad_input(ns_ckpt, tmp_path):
+    tool = _load_tool('deploy')
+    base = 'configs/deploy/detection_onnxruntime_static-416x416_nano.py'
+    bad_size = _write_cfg(tmp_path, 'size.py', base,
+                          'onnx_config = dict(input_shape=[400, 416])')
+    with pytest.raises(ValueError, match=r'416x400.*width=400.*multiple of '
+                       '32'):
+        tool.main([bad_size, 'configs/damoyolo_ns_coco.py', ns_ckpt,
+                   '--work-dir', str(tmp_path / 'a')])
+    bad_backend = _write_cfg(tmp_path, 'ncnn.py', base,
+                             "backend_config = dict(type='ncnn')")
+    with pytest.raises(ValueError, match=r'"ncnn" is not supported'):
+        tool.main([bad_backend, 'configs/damoyolo_ns_coco.py', ns_ckpt,
+                   '--work-dir', str(tmp_path / 'b')])
+    # T deploy config (score 0.05 / IoU 0.7) on a nano model (0.03 / 0.65)
+    with pytest.raises(ValueError, match='does not match the model test_cfg'):
+        tool.main([
+            'configs/deploy/detection_onnxruntime_static-640x640.py',
+            'configs/damoyolo_ns_coco.py', ns_ckpt, '--work-dir',
+            str(tmp_path / 'c')
+        ])
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        tool.main([base, 'configs/damoyolo_ns_coco.py', 'nope.pth',
+                   '--work-dir', str(tmp_path / 'd')])
+    assert not any((tmp_path / d / 'end2end.onnx').exists()
+                   for d in 'abcd')
+
+
+def test_deploy_missing_onnxruntime(ns_ckpt, tmp_path, monkeypatch):
+    tool = _load_tool('deploy')
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)
+    with pytest.raises(ImportError, match=r'pip install "onnxruntime'):
+        tool.main([
+            'configs/deploy/detection_onnxruntime_static-416x416_nano.py',
+            'configs/damoyolo_ns_coco.py', ns_ckpt, '--work-dir',
+            str(tmp_path)
+        ])
+
+
+def test_benchmark_pytorch_against_official(golden_dir, capsys):
+    """Short run of the benchmark: fused PyTorch, ours vs official (Ns)."""
+    official_root = '/work/ref/damoyolo_official'
+    if not osp.isdir(official_root):
+        pytest.skip(f'official DAMO-YOLO source not at {official_root}')
+    tool = _load_tool('benchmark_latency')
+    res = tool.main([
+        'configs/damoyolo_ns_coco.py', '--official-ckpt',
+        osp.join(golden_dir, 'Ns_ckpt_fp16.pth'), '--official-root',
+        official_root, '--official-config',
+        'configs/damoyolo_tinynasL18_Ns.py', '--iters', '2', '--warmup',
+        '0', '--threads', '2', '--no-nms-row'
+    ])
+    log = capsys.readouterr().out
+    assert 'machine: platform=' in log and 'threads=2' in log
+    assert 'cpu=' in log and 'gpu=' in log
+    assert set(res['results']) == {'ours fused (net + decode)',
+                                   'official fused (net + decode)'}
+    for r in res['results'].values():
+        assert r['iters'] == 2 and 0 < r['median_ms'] <= r['p90_ms']
+    (ratio, ) = res['ratios'].values()
+    assert ratio > 0 and 'ratio ours/official (median)' in log
+    # same weights: the official and our outputs agree
+    m = re.search(r'max \|d score\| ([0-9.e+-]+), max \|d box\| '
+                  r'([0-9.e+-]+) px', log)
+    assert m and float(m.group(1)) < 1e-4 and float(m.group(2)) < 1e-3
+
+
+def test_benchmark_bad_backend_package(golden_dir, monkeypatch):
+    tool = _load_tool('benchmark_latency')
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)
+    with pytest.raises(ImportError, match='onnxruntime'):
+        tool.main(['configs/damoyolo_ns_coco.py', '--official-ckpt',
+                   osp.join(golden_dir, 'Ns_ckpt_fp16.pth'), '--backend',
+                   'onnxruntime', '--iters', '1'])
