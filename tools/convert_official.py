@@ -24,8 +24,10 @@ if osp.isdir(osp.join(ROOT, 'damoyolo_mm')) and ROOT not in sys.path:
 from mmengine.config import Config  # noqa: E402
 
 
+VARIANTS = ('ns', 'nm', 'nl', 't', 's', 'm', 'l')
+
+
 def parse_args(argv=None):
-    from damoyolo_mm.models.detectors import VARIANTS
     parser = argparse.ArgumentParser(
         description='Convert an official DAMO-YOLO checkpoint ({"model": '
         'state_dict}) into a damoyolo_mm (mmengine) checkpoint.')
@@ -34,9 +36,7 @@ def parse_args(argv=None):
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument('--config', help='damoyolo_mm config of the model')
     group.add_argument(
-        '--variant', choices=sorted(VARIANTS) + sorted(
-            v.capitalize() if v.startswith('n') else v.upper()
-            for v in VARIANTS),
+        '--variant', type=str.lower, choices=VARIANTS,
         help='released variant (uses configs/damoyolo_<variant>_coco.py)')
     parser.add_argument(
         '--fuse', action='store_true',
