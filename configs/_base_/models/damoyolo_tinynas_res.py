@@ -57,7 +57,7 @@ model = dict(
             cls_weight=1.0,
             iou_weight=3.0)),
     test_cfg=dict(
-        nms_pre=100000,
+        nms_pre=-1,  # no pre-NMS limit (every score > score_thr)
         score_thr=0.05,
         nms=dict(type='nms', iou_threshold=0.7),
         max_per_img=500))

@@ -1,6 +1,4 @@
 """Building blocks of the DAMO-YOLO backbones and neck."""
-from typing import Optional
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
