@@ -21,6 +21,8 @@ import os.path as osp
 import sys
 import time
 
+from mmengine.config import DictAction
+
 HERE = osp.dirname(osp.abspath(__file__))
 if osp.dirname(HERE) not in sys.path:  # run from a source checkout
     sys.path.insert(0, osp.dirname(HERE))
@@ -53,6 +55,10 @@ def parse_args(argv=None):
                         help='ONNX Runtime: run the exported model and '
                         'PyTorch on the trace input and report the largest '
                         'differences')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override model config settings, key=value '
+                        '(e.g. model.deploy=True for a checkpoint saved in '
+                        'deploy form by tools/convert_official.py --fuse)')
     parser.add_argument('--log-level', default='INFO',
                         choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'],
                         help='MMDeploy log level')
@@ -77,6 +83,8 @@ def main(argv=None):
 
     log(f'[deploy] step 1/4: configs {args.deploy_cfg} + {args.model_cfg}')
     deploy_cfg, model_cfg = dp.load_configs(args.deploy_cfg, args.model_cfg)
+    if args.cfg_options:
+        model_cfg.merge_from_dict(args.cfg_options)
     backend = dp.get_backend_name(deploy_cfg)
     build_engine = backend == 'tensorrt' and not args.onnx_only
     dp.check_backend_available(backend, build_engine=build_engine)

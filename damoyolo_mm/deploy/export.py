@@ -174,7 +174,6 @@ def build_model(model_cfg, checkpoint: Optional[str],
 
     from mmdet.registry import MODELS
     from mmengine.model import revert_sync_batchnorm
-    from mmengine.runner import load_checkpoint
     if isinstance(model_cfg, str):
         from mmengine.config import Config
         model_cfg = Config.fromfile(model_cfg)
@@ -184,7 +183,7 @@ def build_model(model_cfg, checkpoint: Optional[str],
     cfg.pop('pretrained', None)
     model = MODELS.build(cfg)
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        _load_strict(model, checkpoint, _name(model_cfg))
     model = revert_sync_batchnorm(model).eval()
     switch = getattr(model, 'switch_to_deploy', None)
     if not callable(switch):
@@ -192,6 +191,39 @@ def build_model(model_cfg, checkpoint: Optional[str],
                         'damoyolo_mm.deploy exports DAMOYOLO detectors')
     switch()
     return model.to(device).eval()
+
+
+def _load_strict(model: torch.nn.Module, checkpoint: str, cfg_name: str):
+    """Load a checkpoint whose keys and shapes must fit the model exactly.
+
+    Raises:
+        ValueError: naming the missing / unexpected / mis-shaped keys (a few
+            of each) and, for a checkpoint saved in deploy form, the fix.
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    sd = {k[7:] if k.startswith('module.') else k: v for k, v in sd.items()}
+    ref = model.state_dict()
+    missing = [k for k in ref if k not in sd]
+    unexpected = [k for k in sd if k not in ref]
+    shapes = [
+        f'{k} {tuple(sd[k].shape)} vs {tuple(ref[k].shape)}' for k in ref
+        if k in sd and tuple(sd[k].shape) != tuple(ref[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        msg = [f'checkpoint {checkpoint} does not fit the model of {cfg_name}:']
+        for what, keys in (('missing', missing), ('unexpected', unexpected),
+                           ('shape mismatch', shapes)):
+            if keys:
+                msg.append(f'{len(keys)} {what} (e.g. {", ".join(keys[:3])})')
+        if any('.bn.' in k for k in missing) and not any(
+                '.bn.' in k for k in sd):
+            msg.append('it looks saved in deploy form (BatchNorm folded): '
+                       'build the model with model.deploy=True (tools/'
+                       'deploy.py --cfg-options model.deploy=True)')
+        raise ValueError('; '.join(msg))
+    model.load_state_dict(sd, strict=True)
 
 
 def _data_samples(batch: int, h: int, w: int) -> List[Any]:

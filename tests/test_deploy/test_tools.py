@@ -74,13 +74,24 @@ def test_deploy_onnxruntime(ns_ckpt, tmp_path, capsys):
 
 
 def test_deploy_tensorrt_onnx_only(ns_ckpt, tmp_path, capsys):
+    """TensorRT ONNX on a CPU, from a checkpoint saved in deploy form."""
+    from mmdet.registry import MODELS
+    from mmengine.runner import load_checkpoint
+    cfg = Config.fromfile(osp.join(REPO, 'configs/damoyolo_ns_coco.py'))
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, ns_ckpt, map_location='cpu', strict=True)
+    model.eval().switch_to_deploy()
+    fused = str(tmp_path / 'ns_fused.pth')
+    torch.save(dict(state_dict=model.state_dict()), fused)
     tool = _load_tool('deploy')
     work = str(tmp_path / 'trt')
-    tool.main([
-        'configs/deploy/detection_tensorrt-fp16_static-416x416_nano.py',
-        'configs/damoyolo_ns_coco.py', ns_ckpt, '--work-dir', work,
-        '--onnx-only'
-    ])
+    args = ['configs/deploy/detection_tensorrt-fp16_static-416x416_nano.py',
+            'configs/damoyolo_ns_coco.py', fused, '--work-dir', work,
+            '--onnx-only']
+    with pytest.raises(ValueError, match=r'ns_fused.pth does not fit.*'
+                       r'missing.*deploy form.*model.deploy=True'):
+        tool.main(args)  # a deploy-form checkpoint needs model.deploy=True
+    tool.main(args + ['--cfg-options', 'model.deploy=True'])
     log = capsys.readouterr().out
     assert 'EfficientNMS_TRT' in log and 'engine skipped' in log
     import onnx
