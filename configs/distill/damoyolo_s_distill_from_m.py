@@ -1,10 +1,11 @@
 # DAMO-YOLO-S trained with neck-feature distillation from DAMO-YOLO-M.
-# Heterogeneous: TinyNAS-Res student, TinyNAS-CSP teacher; neck 128/256/512 both.
+# Heterogeneous: TinyNAS-Res student, TinyNAS-CSP teacher (necks 128/256/512).
 #
 # The student recipe is the one of damoyolo_s_coco.py; the teacher is built
 # from damoyolo_m_coco.py and a trained checkpoint, which must be given:
 #   python tools/train.py configs/distill/damoyolo_s_distill_from_m.py \
-#       --cfg-options model.teacher_ckpt=work_dirs/damoyolo_m_coco/epoch_300.pth
+#       --cfg-options \
+#       model.teacher_ckpt=work_dirs/damoyolo_m_coco/epoch_300.pth
 # Loss: CWD on the aligned, batch-normalised neck outputs; its weight decays
 # 1 -> 0.1 (half cosine) over the whole training; the student's gradients
 # are clipped to L2 norm 30. Extract the plain student afterwards with

@@ -4,7 +4,8 @@
 # The student recipe is the one of damoyolo_t_coco.py; the teacher is built
 # from damoyolo_s_coco.py and a trained checkpoint, which must be given:
 #   python tools/train.py configs/distill/damoyolo_t_distill_from_s.py \
-#       --cfg-options model.teacher_ckpt=work_dirs/damoyolo_s_coco/epoch_300.pth
+#       --cfg-options \
+#       model.teacher_ckpt=work_dirs/damoyolo_s_coco/epoch_300.pth
 # Loss: CWD on the aligned, batch-normalised neck outputs; its weight decays
 # 1 -> 0.1 (half cosine) over the whole training; the student's gradients
 # are clipped to L2 norm 30. Extract the plain student afterwards with

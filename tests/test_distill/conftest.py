@@ -117,7 +117,8 @@ class ListDataset(torch.utils.data.Dataset):
         for i in range(num):
             inputs, samples = make_batch(1, size, seed=100 + i)
             self.items.append(
-                dict(inputs=inputs[0].to(torch.uint8), data_samples=samples[0]))
+                dict(inputs=inputs[0].to(torch.uint8),
+                     data_samples=samples[0]))
         self.metainfo = dict(classes=('a', 'b', 'c'))
 
     def __len__(self):
@@ -190,7 +191,8 @@ def distill_run(tmp_path_factory, student_cfg, teacher_cfg, teacher_ckpt):
             records['weight_attr'].append(runner.model.distill_weight)
             records['weight_hub'].append(runner.message_hub.get_scalar(
                 'train/distill_weight').current())
-            records['loss_distill'].append(float(outputs['loss_distill'].detach()))
+            records['loss_distill'].append(
+                float(outputs['loss_distill'].detach()))
             records['loss_keys'].append(sorted(outputs))
 
     torch.manual_seed(0)

@@ -170,7 +170,8 @@ def test_raw_losses_check_shapes_and_names():
     s = [torch.zeros(1, 2, 3, 3)]
     t = [torch.zeros(1, 2, 3, 4)]
     for loss in (CWDLoss(), MimicLoss(), MGDLoss([2])):
-        with pytest.raises(ValueError, match=r'\(1, 2, 3, 3\).*\(1, 2, 3, 4\)'):
+        with pytest.raises(ValueError,
+                           match=r'\(1, 2, 3, 3\).*\(1, 2, 3, 4\)'):
             loss(s, t)
     with pytest.raises(ValueError, match='unknown loss'):
         NeckDistillLoss([1], [1], loss='kd')

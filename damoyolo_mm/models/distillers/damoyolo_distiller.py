@@ -223,6 +223,9 @@ class DAMOYOLODistiller(BaseModel):
         """The teacher sees the student's batch: normalisation must agree."""
         sp = self.data_preprocessor
         tp = getattr(teacher, 'data_preprocessor', None)
+        def values(t):
+            return None if t is None else [float(v) for v in t.flatten()]
+
         for attr in ('mean', 'std'):
             a, b = getattr(sp, attr, None), getattr(tp, attr, None)
             if a is None and b is None:
@@ -230,16 +233,16 @@ class DAMOYOLODistiller(BaseModel):
             if a is None or b is None or a.shape != b.shape or \
                     not torch.allclose(a.float(), b.float()):
                 raise ValueError(
-                    f'DAMOYOLODistiller: the teacher is fed the student\'s '
-                    f'pre-processed images, but the data_preprocessor '
-                    f'{attr} differs: student {None if a is None else a.flatten().tolist()}, '  # noqa: E501
-                    f'teacher {None if b is None else b.flatten().tolist()}')
-        for attr in ('_channel_conversion', ):
-            a, b = getattr(sp, attr, None), getattr(tp, attr, None)
-            if a != b:
-                raise ValueError(
-                    'DAMOYOLODistiller: student and teacher data '
-                    f'preprocessors differ in bgr_to_rgb ({a} vs {b})')
+                    'DAMOYOLODistiller: the teacher is fed the student\'s '
+                    'pre-processed images, but the data_preprocessor '
+                    f'{attr} differs: student {values(a)}, teacher '
+                    f'{values(b)}')
+        a = getattr(sp, '_channel_conversion', None)
+        b = getattr(tp, '_channel_conversion', None)
+        if a != b:
+            raise ValueError(
+                'DAMOYOLODistiller: student and teacher data preprocessors '
+                f'differ in bgr_to_rgb ({a} vs {b})')
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
