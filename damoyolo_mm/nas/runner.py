@@ -18,8 +18,9 @@ Files written to ``work_dir``:
 * ``best_structure.txt`` -- the best structure, DAMO-YOLO format (stem
   ``in`` = 3), loadable by the detector's ``backbone.structure``;
 * ``<name>.py`` -- a ready-to-train detection config inheriting the variant
-  config and overriding ``model.backbone.structure`` (inline) and the neck
-  input channels;
+  config and overriding ``model.backbone.structure`` (the found spec, shown
+  inline; the config points to ``best_structure.txt`` beside it unless
+  ``inline_structure=True``) and the neck input channels;
 * ``nas_info.json`` -- best structure, its metrics, budgets, run statistics
   and the final top of the population;
 * ``candidates.csv`` -- every generated candidate (in budget or not);
@@ -284,10 +285,15 @@ class NASSearchRunner:
         det = dict(self.outputs_cfg.get('detection_config') or {})
         unknown = [k for k in self.outputs_cfg if k != 'detection_config']
         unknown += [f'detection_config.{k}' for k in det
-                    if k not in ('base', 'filename')]
+                    if k not in ('base', 'filename', 'inline_structure')]
         if unknown:
             raise SearchConfigError(f'outputs: unknown key(s) {unknown}')
         self.det_base = None
+        # inline=True writes the structure list into the config itself;
+        # mmengine 0.10.7 cannot dump configs whose dicts have a 'class'
+        # key (the Runner does so when training), so the default points
+        # to best_structure.txt beside the config.
+        self.det_inline = bool(det.get('inline_structure', False))
         if det.get('base'):
             self.det_base = self._resolve(det['base'])
             if not osp.isfile(self.det_base):
@@ -344,7 +350,7 @@ class NASSearchRunner:
             log.warning(f'--resume: no {state_path}, starting a new search')
         self._log_setup(fp)
 
-        writer_file = None
+        writer_file = writer = None
         if cfg['save_candidates']:
             if search.count > 0 and osp.isfile(csv_path):
                 writer_file = open(csv_path, 'r+', newline='')
@@ -373,7 +379,6 @@ class NASSearchRunner:
             while search.count < total:
                 stop = min(total, (search.count // cfg['checkpoint_interval']
                                    + 1) * cfg['checkpoint_interval'])
-                chunk_start = search.count
                 while search.count < stop:
                     c = search.step()
                     if writer_file is not None:
@@ -391,7 +396,6 @@ class NASSearchRunner:
                         self._log_progress(search, t_start, start_count,
                                            total)
                         next_log += cfg['log_interval']
-                del chunk_start
                 csv_bytes = self._flush_rows(writer_file, writer, rows,
                                              csv_bytes)
                 rows = []
@@ -507,9 +511,16 @@ class NASSearchRunner:
         damo = to_damoyolo_format(blocks)
         neck_in = neck_in_channels(backbone, damo)
         path = osp.join(self.work_dir, self.det_filename)
-        rel = osp.relpath(self.det_base, self.work_dir)
+        # relative when the work dir and the base config share a folder
+        # below the file-system root (e.g. both in the repository)
+        common = osp.commonpath([self.work_dir, self.det_base])
+        rel = osp.relpath(self.det_base, self.work_dir) \
+            if common != osp.dirname(common) else self.det_base
+        spec = ['[']
+        spec += [f'    {b!r},' for b in damo]
+        spec.append(']')
         lines = [
-            f'# Detection config with the backbone found by MAE-NAS',
+            '# Detection config with the backbone found by MAE-NAS',
             f'# ({self.score_type} {list(self.stage_weights)} = '
             f'{result["score"]:.4f}; layers {result["layers"]}, params '
             f'{result["params"]:.0f}, FLOPs {result["flops"]:.0f} at '
@@ -518,12 +529,19 @@ class NASSearchRunner:
                result['latency'] is not None else '') + ').',
             f"_base_ = '{rel}'",
             '',
-            'model = dict(',
-            '    backbone=dict(structure=[',
         ]
-        for b in damo:
-            lines.append(f'        {b!r},')
-        lines += ['    ]),']
+        if self.det_inline:
+            lines += ['model = dict(', '    backbone=dict(structure=']
+            lines += ['        ' + ln for ln in spec]
+            lines[-1] += '),'
+        else:
+            # the structure file beside this config; the found spec is:
+            lines += ['# backbone structure (DAMO-YOLO format, also in '
+                      'best_structure.txt):']
+            lines += ['#   ' + ln for ln in spec]
+            lines += ['model = dict(',
+                      "    backbone=dict(structure='{{ fileDirname }}/"
+                      "best_structure.txt'),"]
         if 'neck' in base_cfg.model:
             lines.append(f'    neck=dict(in_channels={neck_in!r}),')
         lines.append(')')

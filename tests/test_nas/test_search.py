@@ -156,7 +156,7 @@ def test_tool_writes_all_outputs(tmp_path, capsys):
     assert det.model.backbone.type == 'TinyNASRes'
     assert load_structure(det.model.backbone.structure) == \
         load_structure(str(wd / 'best_structure.txt'))
-    outs = [b['out'] for b in det.model.backbone.structure]
+    outs = [b['out'] for b in load_structure(det.model.backbone.structure)]
     assert det.model.neck.in_channels == [outs[i] for i in
                                           det.model.backbone.out_indices]
 

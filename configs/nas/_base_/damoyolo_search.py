@@ -61,4 +61,8 @@ search = dict(
     plot=True,
     progress=True)
 
-outputs = dict(detection_config=dict(base=None))
+# detection config written next to the results: inherits `base` (set per
+# variant), points model.backbone.structure to best_structure.txt (or, with
+# inline_structure=True, writes the list inline -- mmengine 0.10.7 cannot
+# dump such a config when training) and sets the neck input channels.
+outputs = dict(detection_config=dict(base=None, inline_structure=False))
