@@ -107,7 +107,10 @@ class EfficientNMSOp(torch.autograd.Function):
             score_threshold_f=float(score_threshold),
             outputs=4)
         # a plugin op has no ONNX shape inference: declare the output types
-        batch = boxes.type().sizes()[0] if boxes.type().sizes() else None
+        try:
+            batch = boxes.type().varyingSizes()[0]
+        except (RuntimeError, IndexError, TypeError):
+            batch = None
         k = int(max_output_boxes)
         types = [(torch.int32, [batch, 1]), (torch.float32, [batch, k, 4]),
                  (torch.float32, [batch, k]), (torch.int32, [batch, k])]
@@ -277,7 +280,7 @@ def build_engine(onnx_file: str,
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE,
                                  int(workspace_size))
     if fp16:
-        if not builder.platform_has_fast_fp16:
+        if not getattr(builder, 'platform_has_fast_fp16', True):
             raise RuntimeError('fp16 requested but this GPU has no fast FP16')
         config.set_flag(trt.BuilderFlag.FP16)
     dynamic = []

@@ -177,3 +177,26 @@ def test_tensorrt_fp16_engine_matches_onnxruntime(deploy_mod, golden_dir,
     un_a, _, db, ds = match_detections(ort_top, trt, 2.0, 5e-3)
     # FP16 rounding flips some near-ties; most detections must agree
     assert len(un_a) <= 0.1 * len(ort_top['scores']), (len(un_a), db, ds)
+
+
+def test_efficient_nms_onnx_dynamic_batch(deploy_mod, ns_trt, tmp_path):
+    import onnx
+    out = deploy_mod.export_trt_onnx(
+        ns_trt['model'], str(tmp_path / 'dyn.onnx'), (416, 416),
+        ns_trt['cfg'].model.test_cfg, batch_size=2, dynamic_batch=True)
+    model = onnx.load(out)
+    dims = {
+        v.name: [d.dim_param or d.dim_value
+                 for d in v.type.tensor_type.shape.dim]
+        for v in list(model.graph.input) + list(model.graph.output)
+    }
+    assert dims['input'] == ['batch', 3, 416, 416]
+    assert dims['det_boxes'] == ['batch', 500, 4]
+    assert dims['num_dets'] == ['batch', 1]
+    with pytest.raises(ValueError, match='multiple of 32'):
+        deploy_mod.export_trt_onnx(ns_trt['model'], str(tmp_path / 'x.onnx'),
+                                   (416, 420), ns_trt['cfg'].model.test_cfg)
+    with pytest.raises(KeyError, match='max_per_img'):
+        deploy_mod.export_trt_onnx(ns_trt['model'], str(tmp_path / 'y.onnx'),
+                                   (416, 416), dict(score_thr=0.1,
+                                                    nms=dict(iou_threshold=.5)))
