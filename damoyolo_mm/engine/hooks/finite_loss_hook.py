@@ -15,10 +15,11 @@ def _as_float(value) -> Optional[float]:
     if isinstance(value, torch.Tensor):
         if value.numel() == 0:
             return None
-        # a multi-element tensor is non-finite if any element is
-        value = value.detach()
-        return float('nan') if not bool(torch.isfinite(value).all()) \
-            else float(value.float().mean())
+        # a multi-element tensor is reported by its first bad element
+        value = value.detach().float().reshape(-1)
+        bad = ~torch.isfinite(value)
+        return float(value[bad][0]) if bool(bad.any()) else float(
+            value.mean())
     if isinstance(value, (int, float)):
         return float(value)
     return None
