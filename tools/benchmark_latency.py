@@ -254,39 +254,53 @@ def install_official_stubs() -> List[str]:
 
 
 @contextlib.contextmanager
-def official_workdir(official_root: str):
-    """A temporary cwd that sees the official ``damo/`` tree.
+def official_env(official_root: str):
+    """Run official code: stand-ins, ``damo`` package, a scratch cwd.
 
+    ``import damo.<sub>`` loads the official modules without running
+    ``damo/__init__.py`` (which imports the trainer and the datasets).
     Official configs read their structure files relative to the cwd and the
-    official converter writes its ONNX into the cwd; the source tree itself
-    stays untouched.
+    official converter writes its ONNX into the cwd, so the cwd is a
+    temporary folder with a ``damo`` link; the source tree stays untouched.
+    On exit the cwd, ``sys.path``, ``sys.argv`` and ``sys.modules`` are
+    restored (stand-ins and official modules removed) so that nothing leaks
+    into the rest of the process; objects built inside keep working.
     """
-    old = os.getcwd()
-    with tempfile.TemporaryDirectory(prefix='damo_official_') as tmp:
-        os.symlink(osp.join(official_root, 'damo'), osp.join(tmp, 'damo'))
-        os.chdir(tmp)
-        try:
-            yield tmp
-        finally:
-            os.chdir(old)
-
-
-def import_official(official_root: str) -> None:
-    """Make ``import damo.<sub>`` load the official modules without running
-    ``damo/__init__.py`` (which imports the trainer and datasets)."""
     root = osp.abspath(official_root)
     if not osp.isdir(osp.join(root, 'damo')):
         raise FileNotFoundError(f'--official-root {root} has no damo/ folder')
-    install_official_stubs()
-    pkg = sys.modules.get('damo')
-    if pkg is None or list(getattr(pkg, '__path__', [])) != [
-            osp.join(root, 'damo')
-    ]:
-        pkg = types.ModuleType('damo')
-        pkg.__path__ = [osp.join(root, 'damo')]
-        sys.modules['damo'] = pkg
-    if root not in sys.path:
-        sys.path.append(root)
+    old_cwd, old_path, old_argv = os.getcwd(), list(sys.path), sys.argv
+    before = set(sys.modules)
+    stubs = install_official_stubs()
+    saved_damo = {k: v for k, v in sys.modules.items()
+                  if k == 'damo' or k.startswith('damo.')}
+    for k in saved_damo:
+        del sys.modules[k]
+    pkg = types.ModuleType('damo')
+    pkg.__path__ = [osp.join(root, 'damo')]
+    sys.modules['damo'] = pkg
+    sys.path.append(root)
+    try:
+        with tempfile.TemporaryDirectory(prefix='damo_official_') as tmp:
+            os.symlink(osp.join(root, 'damo'), osp.join(tmp, 'damo'))
+            os.chdir(tmp)
+            try:
+                yield tmp
+            finally:
+                os.chdir(old_cwd)
+    finally:
+        sys.path[:] = old_path
+        sys.argv = old_argv
+        for name in list(sys.modules):
+            if name in before:
+                continue
+            mod = sys.modules[name]
+            path = getattr(mod, '__file__', None) or ''
+            if (name == 'damo' or name.startswith('damo.')
+                    or name.split('.')[0] in stubs
+                    or osp.abspath(path).startswith(root + os.sep)):
+                del sys.modules[name]
+        sys.modules.update(saved_damo)
 
 
 def load_official_sd(official_ckpt: str) -> Dict[str, torch.Tensor]:
@@ -302,24 +316,23 @@ def build_official_fused(official_root: str, official_config: str,
                          official_ckpt: str) -> torch.nn.Module:
     """Official model, weights loaded, RepConv re-parameterised and conv+BN
     folded (``tools/eval.py --fuse``), NMS off."""
-    import_official(official_root)
     cfg_path = osp.join(osp.abspath(official_root), official_config)
     if not osp.isfile(cfg_path):
         raise FileNotFoundError(f'official config {cfg_path} not found')
-    with official_workdir(official_root):
+    with official_env(official_root):
         from damo.config.base import parse_config
         config = parse_config(cfg_path)
         from damo.detectors.detector import build_local_model
         model = build_local_model(config, 'cpu')
-    model.eval()
-    model.load_state_dict(load_official_sd(official_ckpt), strict=True)
-    from damo.base_models.core.ops import RepConv
-    from damo.utils.model_utils import fuse_model
-    for layer in model.modules():
-        if isinstance(layer, RepConv):
-            layer.switch_to_deploy()
-    model = fuse_model(model)
-    model.head.nms = False
+        model.eval()
+        model.load_state_dict(load_official_sd(official_ckpt), strict=True)
+        from damo.base_models.core.ops import RepConv
+        from damo.utils.model_utils import fuse_model
+        for layer in model.modules():
+            if isinstance(layer, RepConv):
+                layer.switch_to_deploy()
+        model = fuse_model(model)
+        model.head.nms = False
     return model.eval()
 
 
@@ -333,13 +346,7 @@ def export_official_onnx(official_root: str, official_config: str,
     replaced by a no-op; ``torch.onnx._export`` (gone in torch 2.13) by the
     TorchScript exporter.
     """
-    import_official(official_root)
     conv_path = osp.join(osp.abspath(official_root), 'tools', 'converter.py')
-    spec = importlib.util.spec_from_file_location('damo_official_converter',
-                                                  conv_path)
-    converter = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(converter)
-    converter.get_model_info = lambda model, tsize: 'model info skipped'
     cfg_path = osp.join(osp.abspath(official_root), official_config)
     name = osp.basename(official_config).replace('.py', '.onnx')
     argv = [
@@ -348,8 +355,12 @@ def export_official_onnx(official_root: str, official_config: str,
         str(img_size), '--device', 'cpu'
     ]
     had_export = hasattr(torch.onnx, '_export')
-    old_argv = sys.argv
-    with official_workdir(official_root) as tmp:
+    with official_env(official_root) as tmp:
+        spec = importlib.util.spec_from_file_location(
+            'damo_official_converter', conv_path)
+        converter = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(converter)
+        converter.get_model_info = lambda model, tsize: 'model info skipped'
         try:
             if not had_export:
                 torch.onnx._export = lambda *a, **k: torch.onnx.export(
@@ -357,7 +368,6 @@ def export_official_onnx(official_root: str, official_config: str,
             sys.argv = argv
             converter.main()
         finally:
-            sys.argv = old_argv
             if not had_export:
                 del torch.onnx._export
         src = osp.join(tmp, name)

@@ -1,0 +1,104 @@
+"""tools/benchmark_latency.py: short runs against the official code."""
+import importlib.util
+import os.path as osp
+import re
+import sys
+
+import pytest
+import torch
+from deploy_helpers import REPO
+
+OFFICIAL_ROOT = '/work/ref/damoyolo_official'
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        f'_tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def official_root():
+    if not osp.isdir(osp.join(OFFICIAL_ROOT, 'damo')):
+        pytest.skip(f'official DAMO-YOLO source not at {OFFICIAL_ROOT}')
+    return OFFICIAL_ROOT
+
+
+def test_benchmark_pytorch_against_official(golden_dir, capsys,
+                                            official_root):
+    """Short run of the benchmark: fused PyTorch, ours vs official (Ns)."""
+    tool = _load_tool('benchmark_latency')
+    res = tool.main([
+        'configs/damoyolo_ns_coco.py', '--official-ckpt',
+        osp.join(golden_dir, 'Ns_ckpt_fp16.pth'), '--official-root',
+        official_root, '--official-config',
+        'configs/damoyolo_tinynasL18_Ns.py', '--iters', '2', '--warmup',
+        '0', '--threads', '2', '--no-nms-row'
+    ])
+    log = capsys.readouterr().out
+    assert 'machine: platform=' in log and 'threads=2' in log
+    assert 'cpu=' in log and 'gpu=' in log
+    assert set(res['results']) == {'ours fused (net + decode)',
+                                   'official fused (net + decode)'}
+    for r in res['results'].values():
+        assert r['iters'] == 2 and 0 < r['median_ms'] <= r['p90_ms']
+    (ratio, ) = res['ratios'].values()
+    assert ratio > 0 and 'ratio ours/official (median)' in log
+    # same weights: the official and our outputs agree
+    m = re.search(r'max \|d score\| ([0-9.e+-]+), max \|d box\| '
+                  r'([0-9.e+-]+) px', log)
+    assert m and float(m.group(1)) < 1e-4 and float(m.group(2)) < 1e-3
+
+
+def test_benchmark_bad_backend_package(golden_dir, monkeypatch):
+    tool = _load_tool('benchmark_latency')
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)
+    with pytest.raises(ImportError, match='onnxruntime'):
+        tool.main(['configs/damoyolo_ns_coco.py', '--official-ckpt',
+                   osp.join(golden_dir, 'Ns_ckpt_fp16.pth'), '--backend',
+                   'onnxruntime', '--iters', '1'])
+
+
+def test_benchmark_official_env_leaves_no_trace(official_root):
+    """The stand-ins and official modules do not leak into the process."""
+    tool = _load_tool('benchmark_latency')
+    before_mods, before_path = set(sys.modules), list(sys.path)
+    cwd = osp.abspath('.')
+    with tool.official_env(official_root):
+        import damo.base_models.core.ops as ops  # noqa: F401
+        assert 'torchvision' in sys.modules and 'damo' in sys.modules
+        assert osp.abspath('.') != cwd
+    assert osp.abspath('.') == cwd and sys.path == before_path
+    leaked = {m for m in set(sys.modules) - before_mods
+              if m.split('.')[0] in ('damo', 'torchvision', 'loguru', 'thop',
+                                     'easydict')}
+    assert not leaked, leaked
+    assert ops.SiLU()(torch.ones(1)).item() == pytest.approx(0.7310586)
+
+
+def test_benchmark_onnxruntime_against_official_converter(
+        golden_dir, capsys, official_root, tmp_path):
+    """ONNX Runtime: our ONNX vs the one written by the official
+    tools/converter.py on the same weights (Ns, one timed run)."""
+    tool = _load_tool('benchmark_latency')
+    res = tool.main([
+        'configs/damoyolo_ns_coco.py', '--official-ckpt',
+        osp.join(golden_dir, 'Ns_ckpt_fp16.pth'), '--official-root',
+        official_root, '--official-config',
+        'configs/damoyolo_tinynasL18_Ns.py', '--backend', 'onnxruntime',
+        '--iters', '1', '--warmup', '0', '--threads', '2', '--work-dir',
+        str(tmp_path)
+    ])
+    log = capsys.readouterr().out
+    assert set(res['results']) == {
+        'ours ORT (net + decode)', 'ours ORT end2end (+ NMS)',
+        'official ORT (net + decode)'
+    }
+    assert (tmp_path / 'official_damoyolo_tinynasL18_Ns.onnx').is_file()
+    assert (tmp_path / 'ours_e2e' / 'end2end.onnx').is_file()
+    m = re.search(r'ours vs official ONNX outputs: max \|d box\| '
+                  r'([0-9.e+-]+) px, max \|d score\| ([0-9.e+-]+)', log)
+    assert m and float(m.group(1)) < 1e-3 and float(m.group(2)) < 1e-4
+    assert 'ratio ours/official (median)' in log
