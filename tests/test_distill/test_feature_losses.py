@@ -1,6 +1,7 @@
 """CWD / Mimic / MGD losses and the align + norm wrapper against hand-made
 values on small tensors."""
 import math
+import os.path as osp
 
 import pytest
 import torch
@@ -177,3 +178,21 @@ def test_raw_losses_check_shapes_and_names():
         NeckDistillLoss([1], [1], loss='kd')
     with pytest.raises(ValueError, match='tau'):
         CWDLoss(tau=0.)
+
+
+@pytest.mark.parametrize('name', ['cwd', 'mimic', 'mgd'])
+def test_matches_official_feature_loss(name):
+    """Same align weights, inputs and random masks as the official
+    ``FeatureLoss`` (values from data/make_official_feature_loss.py)."""
+    path = osp.join(osp.dirname(__file__), 'data', 'official_feature_loss.pt')
+    ref = torch.load(path, weights_only=False)
+    module = NeckDistillLoss(ref['student_channels'], ref['teacher_channels'],
+                             loss=name)
+    module.align_module.load_state_dict(ref[name]['align'])
+    if name == 'mgd':
+        for gen, state in zip(module.feature_loss.generation,
+                              ref[name]['generation']):
+            gen.load_state_dict(state)
+    torch.manual_seed(ref['mask_seed'])
+    got = module(ref['feats_s'], ref['feats_t'])
+    assert got.item() == pytest.approx(ref[name]['loss'], rel=1e-6)
