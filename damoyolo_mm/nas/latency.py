@@ -174,9 +174,12 @@ class LatencyLUT:
         self.path = path
         self.target = data['target']
         self.scale = float(data.get('scale', 1.0))
-        if not 0.1 <= self.scale <= 10:
-            raise LatencyLUTError(f'{path}: implausible calibration scale '
-                                  f'{self.scale}')
+        self.impl_scale = {k: float(v) for k, v in
+                           data.get('scale_by_impl', {}).items()}
+        for v in [self.scale] + list(self.impl_scale.values()):
+            if not 0.1 <= v <= 10:
+                raise LatencyLUTError(f'{path}: implausible calibration '
+                                      f'scale {v}')
         self._conv: Dict[Tuple[int, int], _ConvTable] = {}
         for key, entry in data['conv'].items():
             k, s = _parse_ks(key, path)
@@ -238,15 +241,22 @@ class LatencyLUT:
             return self.eltwise(kind, op[1])
         raise LatencyLUTError(f'unknown op {op!r}')
 
-    def predict_ops(self, ops: Sequence[tuple]) -> float:
-        """Sum of the op times times the table's calibration ``scale``."""
-        return self.scale * sum(self.op(o) for o in ops)
+    def scale_for(self, block_impl: str = 'res') -> float:
+        """Calibration factor of a block implementation (``scale_by_impl``
+        entry, else the global ``scale``)."""
+        return self.impl_scale.get(block_impl, self.scale)
+
+    def predict_ops(self, ops: Sequence[tuple],
+                    block_impl: str = 'res') -> float:
+        """Sum of the op times times the calibration scale."""
+        return self.scale_for(block_impl) * sum(self.op(o) for o in ops)
 
     def predict(self, blocks: Sequence[dict], image_size: int = 320,
                 block_impl: str = 'res') -> float:
         """Predicted seconds per image of a (search-format) structure."""
         from .analysis import structure_ops
-        return self.predict_ops(structure_ops(blocks, image_size, block_impl))
+        return self.predict_ops(structure_ops(blocks, image_size, block_impl),
+                                block_impl)
 
     def describe(self) -> str:
         d = self.data
@@ -721,9 +731,16 @@ def random_structures(n: int, block_class: str = 'SuperResConvK1KX',
 def calibrate_lut(data: dict, backend, structures: Sequence[Sequence[dict]],
                   image_size: int = 320, block_impl: str = 'res',
                   progress: Optional[Callable[[str], None]] = None) -> dict:
-    """Fit the table's global ``scale`` = median(measured / predicted) over
-    ``structures`` (whole networks measured with ``backend``)."""
-    data = dict(data, scale=1.0)
+    """Fit the table's calibration factor = median(measured / predicted)
+    over ``structures`` (whole networks measured with ``backend``): the
+    global ``scale`` for ``block_impl='res'``, a ``scale_by_impl`` entry
+    otherwise."""
+    data = dict(data)
+    if block_impl == 'res':
+        data['scale'] = 1.0
+    else:
+        data['scale_by_impl'] = dict(data.get('scale_by_impl', {}),
+                                     **{block_impl: 1.0})
     lut = LatencyLUT(data)
     ratios = []
     for i, blocks in enumerate(structures):
@@ -733,9 +750,14 @@ def calibrate_lut(data: dict, backend, structures: Sequence[Sequence[dict]],
         if progress is not None:
             progress(f'calibration net {i + 1}/{len(structures)}: measured '
                      f'{meas * 1e3:.2f} ms, table {pred * 1e3:.2f} ms')
-    data['scale'] = float(statistics.median(ratios))
-    data['calibration'] = dict(n=len(ratios), ratios=ratios,
-                               image_size=image_size)
+    scale = float(statistics.median(ratios))
+    if block_impl == 'res':
+        data['scale'] = scale
+    else:
+        data['scale_by_impl'][block_impl] = scale
+    data.setdefault('calibration', {})
+    data['calibration'] = dict(data['calibration'], **{block_impl: dict(
+        n=len(ratios), ratios=ratios, image_size=image_size)})
     return data
 
 

@@ -357,7 +357,8 @@ class BaseResSpace:
         if self.lut is not None:
             try:
                 lat = self.lut.predict_ops(
-                    block_ops(d, idx, int(res), self.block_impl))
+                    block_ops(d, idx, int(res), self.block_impl),
+                    self.block_impl)
             except (KeyError, ValueError):
                 lat = math.inf  # op not in the table: never within budget
         else:

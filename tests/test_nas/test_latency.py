@@ -137,7 +137,12 @@ def test_calibration_fits_scale(tiny_table):
     data = L.calibrate_lut(tiny_table, Slow(),
                            list(_tiny_structures().values()), image_size=32)
     assert data['scale'] == pytest.approx(1.3, rel=0.05)
-    assert data['calibration']['n'] == 2
+    assert data['calibration']['res']['n'] == 2
+    data = L.calibrate_lut(data, Slow(), list(_tiny_structures().values()),
+                           image_size=32, block_impl='mobile')
+    lut = LatencyLUT(data)
+    assert lut.scale_for('mobile') == pytest.approx(1.3, rel=0.05)
+    assert lut.scale_for('res') == data['scale']
     assert 'scale' not in tiny_table or tiny_table['scale'] == 1.0
 
 

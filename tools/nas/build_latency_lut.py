@@ -61,6 +61,9 @@ def parse_args(argv=None):
                    '(torch-cpu; 0 = off)')
     b.add_argument('--calibrate', type=int, default=6,
                    help='random networks to fit the global scale on (0: off)')
+    b.add_argument('--calibrate-mobile', type=int, default=3,
+                   help='random networks built with Nano (mobile) blocks to '
+                   'fit their own scale on (0: off)')
     b.add_argument('--image-size', type=int, default=320)
     v = sub.add_parser('validate', help='predicted vs measured backbones')
     v.add_argument('--lut', default=DEFAULT_LUT)
@@ -111,6 +114,14 @@ def build(args) -> int:
             data = calibrate_lut(data, backend, nets, args.image_size,
                                  progress=lambda m: print(m, flush=True))
             print(f'calibration scale {data["scale"]:.4f}', flush=True)
+        if args.calibrate_mobile > 0:
+            nets = random_structures(args.calibrate_mobile,
+                                     'SuperResConvK1KX', seed=3)
+            data = calibrate_lut(data, backend, nets, args.image_size,
+                                 block_impl='mobile',
+                                 progress=lambda m: print(m, flush=True))
+            print('calibration scale (mobile blocks) '
+                  f'{data["scale_by_impl"]["mobile"]:.4f}', flush=True)
         out = _out_path(args, target)
         save_lut(data, out)
         print(f'saved {out}', flush=True)
