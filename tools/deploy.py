@@ -87,7 +87,9 @@ def main(argv=None):
         model_cfg.merge_from_dict(args.cfg_options)
     backend = dp.get_backend_name(deploy_cfg)
     build_engine = backend == 'tensorrt' and not args.onnx_only
-    dp.check_backend_available(backend, build_engine=build_engine)
+    fp16 = bool(deploy_cfg['backend_config'].get('common_config', {}).get(
+        'fp16_mode', False))
+    dp.check_backend_available(backend, build_engine=build_engine, fp16=fp16)
     dp.check_post_processing(deploy_cfg, model_cfg)  # raises on mismatch
     h, w = dp.get_input_hw(deploy_cfg, model_cfg)
     if not osp.isfile(args.checkpoint):

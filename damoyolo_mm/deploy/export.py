@@ -9,9 +9,9 @@ wheel ships without its ``tools/deploy.py``) with the checks DAMO-YOLO needs:
 * the deploy ``post_processing`` equals the model's ``test_cfg`` (score
   threshold, IoU threshold, detections per image), so that the exported
   model gives the detections of ``tools/test.py``;
-* the model is built by MMDeploy's task processor, which loads the
-  checkpoint and calls ``switch_to_deploy()`` (RepConv re-parameterisation,
-  conv+BN folding) before export.
+* the checkpoint fits the model exactly (keys and shapes), and the model
+  is switched to its deploy form (``switch_to_deploy()``: RepConv
+  re-parameterisation, conv+BN folding) before export.
 
 ONNX Runtime goes through MMDeploy's exporter and the rewriters of
 :mod:`damoyolo_mm.deploy.rewriters`; TensorRT through
@@ -59,8 +59,17 @@ def get_backend_name(deploy_cfg) -> str:
     return backend
 
 
-def check_backend_available(backend: str, build_engine: bool = True) -> None:
-    """Raise ImportError / RuntimeError naming what to install."""
+def check_backend_available(backend: str,
+                            build_engine: bool = True,
+                            fp16: bool = True) -> None:
+    """Raise ImportError / RuntimeError naming what to install.
+
+    Args:
+        backend (str): ``onnxruntime`` or ``tensorrt``.
+        build_engine (bool): TensorRT: an engine will be built (needs the
+            tensorrt package and a GPU); False for an ONNX-only export.
+        fp16 (bool): TensorRT: FP16 engine requested.
+    """
     if backend not in SUPPORTED_BACKENDS:
         raise ValueError(f'backend "{backend}" is not supported; supported: '
                          f'{SUPPORTED_BACKENDS}')
@@ -68,7 +77,7 @@ def check_backend_available(backend: str, build_engine: bool = True) -> None:
     if backend == 'onnxruntime':
         require('onnxruntime')
     elif build_engine:
-        check_tensorrt(fp16=True)
+        check_tensorrt(fp16=fp16)
 
 
 def get_test_cfg(model_cfg) -> Dict:

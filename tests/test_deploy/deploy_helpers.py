@@ -1,12 +1,11 @@
 """Helpers shared by the deployment tests (plain functions, no fixtures)."""
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEPLOY_CFG_DIR = osp.join(REPO, 'configs', 'deploy')
 
 #: golden variant -> (model config, ONNX Runtime static deploy config)
 VARIANTS = {
