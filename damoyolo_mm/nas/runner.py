@@ -212,8 +212,8 @@ class NASSearchRunner:
 
     def _resolve(self, path: str) -> str:
         if osp.isabs(path):
-            return path
-        cand = osp.join(self.cfg_dir, path)
+            return osp.normpath(path)
+        cand = osp.normpath(osp.join(self.cfg_dir, path))
         return cand if osp.exists(cand) else osp.abspath(path)
 
     def _build(self) -> None:
