@@ -281,10 +281,6 @@ def export_onnx(deploy_cfg,
     deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
     backend = get_backend_name(deploy_cfg)
     require('onnx')
-    # register MMDeploy's mmdet rewriters (detector forward, NMS, topk)
-    from mmdeploy.codebase import import_codebase
-    from mmdeploy.utils import get_codebase
-    import_codebase(get_codebase(deploy_cfg))
     for note in check_post_processing(deploy_cfg, model_cfg):
         log(f'[deploy] note: {note}')
     h, w = get_input_hw(deploy_cfg, model_cfg)
@@ -322,7 +318,11 @@ def export_onnx(deploy_cfg,
         log(f'[deploy] wrote {out_file} (onnx.checker passed)')
         return out_file
 
-    # ONNX Runtime: MMDeploy's exporter with the DAMO-YOLO rewriters
+    # ONNX Runtime: MMDeploy's exporter with the DAMO-YOLO rewriters and
+    # MMDeploy's mmdet ones (detector forward, multiclass NMS, topk)
+    from mmdeploy.codebase import import_codebase
+    from mmdeploy.utils import get_codebase
+    import_codebase(get_codebase(deploy_cfg))
     from mmdeploy.apis.onnx import export
     from mmdeploy.apis.core.pipeline_manager import no_mp
     from mmdeploy.utils import get_dynamic_axes
@@ -410,6 +410,8 @@ def _quiet_tracer():
         # MMDeploy's NMS gathers with non-negative indices only
         warnings.filterwarnings(
             'ignore', message='Exporting aten::index operator of advanced')
+        # mmdet's prior generator calls torch.meshgrid without indexing=
+        warnings.filterwarnings('ignore', message='torch.meshgrid')
         yield
 
 
