@@ -1,5 +1,6 @@
 """tools/benchmark_latency.py: short runs against the official code."""
 import importlib.util
+import os
 import os.path as osp
 import re
 import sys
@@ -8,7 +9,10 @@ import pytest
 import torch
 from deploy_helpers import REPO
 
-OFFICIAL_ROOT = '/work/ref/damoyolo_official'
+# the official DAMO-YOLO source checked out beside the clone (not part of it)
+OFFICIAL_ROOT = os.environ.get(
+    'DAMOYOLO_OFFICIAL_ROOT',
+    osp.join(osp.dirname(REPO), 'ref', 'damoyolo_official'))
 
 
 def _load_tool(name):
