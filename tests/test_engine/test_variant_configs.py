@@ -79,7 +79,9 @@ def test_recipe_values(variant):
 
     hooks = {h['type']: h for h in cfg.custom_hooks}
     assert set(hooks) == {'CheckFiniteLossHook', 'EMAHook',
-                          'PipelineSwitchHook', 'SADAProgressHook'}
+                          'PipelineSwitchHook', 'SADAProgressHook',
+                          'MemoryFormatHook'}
+    assert hooks['MemoryFormatHook'].memory_format == 'channels_last'
     ema = hooks['EMAHook']
     assert ema.ema_type == 'DAMOYOLOEMA' and ema.momentum == 0.0002
     assert ema.gamma == 2000 and ema.update_buffers
@@ -199,6 +201,10 @@ def test_runner_with_all_recipe_hooks(demo_data_root, tmp_path, one_thread):
     runner.train()
 
     assert runner.iter == 4 and runner.epoch == 2
+    conv = runner.model.backbone.modules()
+    weights = [m.weight for m in conv if isinstance(m, nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last)
+               for w in weights)
     # lr 0.001 per 64 images, batch 4
     group = runner.optim_wrapper.optimizer.param_groups[0]
     assert group['initial_lr'] == pytest.approx(0.001 * 4 / 64)

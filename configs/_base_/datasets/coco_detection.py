@@ -111,6 +111,10 @@ test_evaluator = val_evaluator
 
 # Training hooks of the recipe (here because the switch needs the pipeline).
 custom_hooks = [
+    # channels-last weights: on CPU the training step is ~25 % faster (T at
+    # 320 px) and the Nano models' depthwise convolutions several times
+    # faster; checkpoints are layout-free
+    dict(type='MemoryFormatHook', memory_format='channels_last'),
     # raise at the first NaN / inf loss, naming the iteration and the keys
     dict(type='CheckFiniteLossHook', interval=1),
     # EMA: decay 0.9998 * (1 - exp(-iter / 2000)); evaluated and saved
