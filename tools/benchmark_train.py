@@ -401,10 +401,12 @@ class OfficialStep:
         if not osp.isfile(cfg_path):
             raise FileNotFoundError(f'reference config {cfg_path!r} '
                                     'not found')
-        sys.path.insert(0, root)
         cwd = os.getcwd()
+        modules_before = set(sys.modules)
+        path_before = list(sys.path)
         with reference_import_stubs() as stubs:
             self.stubs = stubs
+            sys.path.insert(0, root)
             os.chdir(root)  # the configs read structure files relatively
             try:
                 from damo.apis.detector_trainer import Trainer, ema_model
@@ -415,6 +417,13 @@ class OfficialStep:
                 cfg = parse_config(cfg_path)
             finally:
                 os.chdir(cwd)
+                # leave no trace in the interpreter: the objects above keep
+                # what they need alive
+                sys.path[:] = path_before
+                for name in set(sys.modules) - modules_before:
+                    if name.split('.')[0] in ('damo', 'configs') or \
+                            name.startswith('damoyolo_tinynas'):
+                        sys.modules.pop(name, None)
         if cfg.model.head.num_classes != num_classes:
             cfg.model.head.num_classes = num_classes
         self.BoxList, self.to_image_list = BoxList, to_image_list

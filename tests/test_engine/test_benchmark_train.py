@@ -1,0 +1,57 @@
+"""tools/benchmark_train.py runs and reports every part (smoke test)."""
+import importlib.util
+import os
+import os.path as osp
+import sys
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+OFFICIAL_ROOT = os.environ.get(
+    'DAMOYOLO_OFFICIAL_ROOT',
+    osp.join(osp.dirname(REPO), 'ref', 'damoyolo_official'))
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_train', osp.join(REPO, 'tools', 'benchmark_train.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_benchmark_against_the_reference(one_thread, capsys):
+    if not osp.isdir(osp.join(OFFICIAL_ROOT, 'damo')):
+        pytest.skip(f'reference code not found at {OFFICIAL_ROOT}')
+    tool = _tool()
+    modules_before = set(sys.modules)
+    res = tool.main([
+        osp.join(REPO, 'configs', 'damoyolo_t_coco.py'), '--batch-size', '2',
+        '--img-size', '64', '--iters', '1', '--warmup', '0', '--threads',
+        '1', '--official-root', OFFICIAL_ROOT, '--num-gts', '3'
+    ])
+    out = capsys.readouterr().out
+    assert 'cpu_count' in out and 'torch_threads: 1' in out
+    for part in tool.PARTS:
+        assert part in res['ours'] and part in res['official']
+    for impl in ('ours', 'official'):
+        assert res[impl]['forward'] > 0 and res[impl]['backward'] > 0
+        assert res[impl]['assign'] > 0
+    assert res['ratio_step'] > 0 and res['ratio_assign'] > 0
+    # both implementations start from the same kind of head init
+    ours, ref = res['last_losses']['ours'], res['last_losses']['official']
+    assert 0.1 < ours['loss'] / ref['total_loss'] < 10
+    # the stand-ins for torchvision etc. and the reference modules are gone
+    assert 'torchvision' not in sys.modules or \
+        'torchvision' in modules_before
+    assert not [n for n in sys.modules if n == 'damo' or
+                n.startswith('damo.')]
+    assert OFFICIAL_ROOT not in sys.path
