@@ -68,11 +68,13 @@ def _resize_index(pipeline) -> int:
     return idx[0]
 
 
-def tiny_run_options(cfg, data_root: str, scale: int = 128,
-                     num_train: int = 4, num_val: int = 2) -> List[str]:
+def tiny_run_options(cfg, data_root: str, scale: int = 96,
+                     num_train: int = 4, num_val: int = 2,
+                     validate: bool = False) -> List[str]:
     """``--cfg-options`` of a tiny run of a demo config: the given data
     root, ``num_train`` training images in batches of 2 (2 iterations),
-    ``num_val`` validation images, ``scale`` px input, one epoch."""
+    ``scale`` px input, one epoch; with ``validate`` a validation pass on
+    ``num_val`` images follows."""
     tr = _resize_index(cfg.train_dataloader.dataset.pipeline)
     va = _resize_index(cfg.val_dataloader.dataset.pipeline)
     ann_val = osp.join(data_root, 'annotations', 'instances_val.json')
@@ -94,14 +96,18 @@ def tiny_run_options(cfg, data_root: str, scale: int = 128,
         'log_processor.window_size': 1,
         'randomness.seed': 0,
     }
+    if not validate:  # the loop validates after the last epoch otherwise
+        opts.update({'val_dataloader': None, 'val_cfg': None,
+                     'val_evaluator': None})
     return [f'{k}={v}' for k, v in opts.items()]
 
 
-def fixed_demo_batch(cfg, data_root: str, scale: int = 128,
+def fixed_demo_batch(cfg, data_root: str, scale: int = 96,
                      batch_size: int = 2) -> Dict:
     """The first ``batch_size`` training samples of the demo data through
     the config's own training pipeline, resized to ``scale`` px."""
-    from mmengine.runner import Runner
+    from mmengine.runner import Runner, set_random_seed
+    set_random_seed(0)  # the pipeline's random flip draws from numpy
     dl = copy.deepcopy(cfg.train_dataloader)
     dl.dataset.data_root = data_root
     dl.dataset.pipeline[_resize_index(dl.dataset.pipeline)]['scale'] = (

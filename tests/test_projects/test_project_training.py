@@ -2,9 +2,9 @@
 tools/train.py, through `mim train`, and a few optimizer steps on one
 fixed batch (loss goes down) followed by `predict`."""
 import importlib.util
-import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -27,22 +27,27 @@ def _train_main():
 
 
 def _train_losses(work_dir):
-    """Per-iteration training losses from the runner's scalars log."""
+    """Per-iteration training losses from the run's text log (the scalar
+    log may go to an earlier run's folder: the config names its
+    visualizer, and mmengine reuses a named instance within a process)."""
     logs = []
     for root, _, files in os.walk(work_dir):
-        if 'scalars.json' in files:
-            logs.append(osp.join(root, 'scalars.json'))
+        logs += [osp.join(root, f) for f in files if f.endswith('.log')]
     assert len(logs) == 1, logs
     with open(logs[0]) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return [r['loss'] for r in rows if 'loss' in r]
+        text = f.read()
+    return [
+        float(v) for v in re.findall(
+            r'Epoch\(train\)\s+\[\d+\]\[\d+/\d+\].*?\sloss: (\S+)', text)
+    ]
 
 
-@pytest.mark.parametrize('key', [
-    'repgfpn_retinanet', 'tinynas_faster_rcnn_l20', 'zerohead_resnet'
-])
+# zerohead_resnet trains through tools/train.py in the mim test below
+@pytest.mark.parametrize('key',
+                         ['repgfpn_retinanet', 'tinynas_faster_rcnn_l20'])
 def test_train_tool_runs_demo_config(key, demo_data_root, tmp_path):
-    """2 iterations + validation through tools/train.py main()."""
+    """2 iterations through tools/train.py main(), no validation (the mim
+    test below validates)."""
     path = DEMO_CONFIGS[key]
     cfg = Config.fromfile(path)
     work_dir = str(tmp_path / 'work')
@@ -62,9 +67,9 @@ def test_train_tool_runs_demo_config(key, demo_data_root, tmp_path):
 
 
 @pytest.mark.parametrize('key,lr', [
-    ('repgfpn_retinanet', 0.01),
-    ('tinynas_faster_rcnn_nas', 0.005),
-    ('zerohead_resnet', 0.005),
+    ('repgfpn_retinanet', 0.02),
+    ('tinynas_faster_rcnn_nas', 0.002),
+    ('zerohead_resnet', 0.02),
 ])
 def test_fixed_batch_loss_decreases_then_predict(key, lr, demo_data_root):
     """A few SGD steps on one demo batch lower its loss; `predict` then
@@ -72,26 +77,27 @@ def test_fixed_batch_loss_decreases_then_predict(key, lr, demo_data_root):
     from mmdet.registry import MODELS
     from mmengine.optim import build_optim_wrapper
     cfg = Config.fromfile(DEMO_CONFIGS[key])
-    batch = fixed_demo_batch(cfg, demo_data_root, scale=128)
+    batch = fixed_demo_batch(cfg, demo_data_root)
     assert sum(len(s.gt_instances) for s in batch['data_samples']) > 0
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.train()
-    optim = build_optim_wrapper(
-        model,
-        dict(type='OptimWrapper',
-             optimizer=dict(type='SGD', lr=lr, momentum=0.9,
-                            weight_decay=1e-4)))
+    # the config's own optimizer wrapper (SGD, gradient clipping) at a
+    # fixed lr: no warm-up in a 4-step run
+    optim_cfg = cfg.optim_wrapper.copy()
+    optim_cfg.optimizer = dict(optim_cfg.optimizer, lr=lr)
+    optim = build_optim_wrapper(model, optim_cfg)
     first = batch_loss(model, batch)
     step_losses = []
     for step in range(4):
         torch.manual_seed(step + 1)
         log_vars = model.train_step(batch, optim)
-        step_losses.append(float(log_vars['loss']))
+        step_losses.append(float(torch.as_tensor(log_vars['loss']).detach()))
     last = batch_loss(model, batch)
     assert all(torch.isfinite(torch.tensor(step_losses + [first, last])))
-    assert last < first, (first, step_losses, last)
+    print(f'\n{key}: first {first:.4f} steps {step_losses} last {last:.4f}')
+    assert last < 0.99 * first, (first, step_losses, last)
 
     recalibrate_bn(model, batch)
     head = model.roi_head if hasattr(model, 'roi_head') else model.bbox_head
@@ -121,7 +127,8 @@ def test_mim_train_project_config(demo_data_root, tmp_path):
     env['OMP_NUM_THREADS'] = '2'
     out = subprocess.run(
         [mim, 'train', 'damoyolo_mm', rel, '--work-dir', work_dir,
-         '--cfg-options', *tiny_run_options(cfg, demo_data_root)],
+         '--cfg-options', *tiny_run_options(cfg, demo_data_root,
+                                            validate=True)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
     assert osp.isfile(osp.join(work_dir, 'epoch_1.pth')), out.stdout[-2000:]

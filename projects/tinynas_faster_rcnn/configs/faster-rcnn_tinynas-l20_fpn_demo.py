@@ -11,7 +11,14 @@ metainfo = dict(
 img_scale = (256, 256)
 max_epochs = 12
 
-model = dict(roi_head=dict(bbox_head=dict(num_classes=5)))
+# at most 6 objects in a 256 px image: fewer proposals and RoI samples than
+# the COCO recipe (2000 -> 300 proposals, 512 -> 128 RoIs per image)
+model = dict(
+    roi_head=dict(bbox_head=dict(num_classes=5)),
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=600, max_per_img=300),
+        rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(rpn=dict(nms_pre=600, max_per_img=300)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
