@@ -56,11 +56,21 @@ def test_coco_configs_inherit_mmdet_directly():
         if base.group(1).startswith('./'):  # a variant of a sibling
             parent = osp.join(osp.dirname(path), base.group(1))
             with open(parent, encoding='utf-8') as f:
-                text = f.read()
-            base = re.search(r"^_base_ = '([^']+)'", text, re.M)
+                base = re.search(r"^_base_ = '([^']+)'", f.read(), re.M)
         assert base.group(1).startswith('mmdet::'), (path, base.group(1))
-        # no adapter code: configs hold settings only
-        assert not re.search(r'^\s*(import|from|def|class)\s', text, re.M)
+
+
+@pytest.mark.parametrize('path', detection_configs() + [NAS_SEARCH_CONFIG],
+                         ids=lambda p: osp.basename(p))
+def test_configs_hold_settings_only(path):
+    """No adapter code in project configs: no imports, functions,
+    classes; our modules come in through custom_imports."""
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    assert not re.search(r'^\s*(import|from|def|class|lambda)\s', text,
+                         re.M), path
+    assert 'custom_imports' in text or re.search(
+        r"^_base_ = '\./", text, re.M), path
 
 
 @pytest.mark.parametrize('path', detection_configs(),

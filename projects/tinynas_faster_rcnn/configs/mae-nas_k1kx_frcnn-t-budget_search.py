@@ -2,11 +2,10 @@
 # of the DAMO-YOLO-T backbone (tinynas_L20_k1kx: 19 layers, 1.90 M params,
 # 4.00 GFLOPs at the 320 x 320 search input = a 640 x 640 image after Focus).
 #
-#   python tools/nas_search.py \
-#       projects/tinynas_faster_rcnn/configs/mae-nas_k1kx_frcnn-t-budget_search.py \
-#       --work-dir work_dirs/frcnn_nas
+#   python tools/nas_search.py THIS_FILE --work-dir work_dirs/frcnn_nas
 #
-# writes work_dirs/frcnn_nas/best_structure.txt; the copy shipped as
+# (from the repository root) writes work_dirs/frcnn_nas/best_structure.txt;
+# the copy shipped as
 # projects/tinynas_faster_rcnn/structures/tinynas_nas_k1kx_frcnn.txt is the
 # output of exactly this config (the search is deterministic for a seed).
 # Self-contained on purpose: every setting that decides the search
