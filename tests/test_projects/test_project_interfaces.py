@@ -83,11 +83,6 @@ def test_tinynas_out_channels_feed_a_stock_fpn(backbone):
     assert all(o.shape[1] == 32 for o in outs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='missing interface: ZeroHead.forward does not compare the '
-    'channels of its input features with its in_channels; it should raise '
-    'a ValueError naming both lists (today a conv2d RuntimeError)')
 def test_stock_neck_vs_zerohead_mismatch_names_both_lists():
     """FPN gives 256-channel maps; a ZeroHead set up for 128 must say so
     (naming its in_channels and the channels it got), not fail inside a

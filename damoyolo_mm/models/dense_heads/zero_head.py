@@ -214,6 +214,13 @@ class ZeroHead(BaseDenseHead):
         if len(x) != self.num_levels:
             raise ValueError(f'ZeroHead.forward: expected {self.num_levels} '
                              f'feature maps, got {len(x)}')
+        channels = [int(feat.shape[1]) for feat in x]
+        if channels != list(self.in_channels):
+            raise ValueError(
+                f'ZeroHead.forward: expected in_channels '
+                f'{list(self.in_channels)}, got features with channels '
+                f'{channels}; set bbox_head.in_channels to the neck\'s '
+                'out_channels')
         cls_scores, bbox_preds = [], []
         for lvl, feat in enumerate(x):
             cls_feat, reg_feat = feat, feat
