@@ -12,12 +12,20 @@ candidates, the state checkpoints, the progress bar and the final outputs.
 import argparse
 import os
 import os.path as osp
+import sys
 import platform
 import tempfile
 import time
 
 import torch
 from mmengine.config import Config
+
+# Run from a source checkout: import the clone's damoyolo_mm rather than an
+# installed copy (no-op for the copy mim runs from damoyolo_mm/.mim/tools).
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isfile(osp.join(_REPO, 'damoyolo_mm', '__init__.py')) and \
+        _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

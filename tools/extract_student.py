@@ -28,6 +28,13 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
+# Run from a source checkout: import the clone's damoyolo_mm rather than an
+# installed copy (no-op for the copy mim runs from damoyolo_mm/.mim/tools).
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isfile(osp.join(_REPO, 'damoyolo_mm', '__init__.py')) and \
+        _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
 PREFIX = 'student.'
 
 

@@ -19,6 +19,13 @@ import sys
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 
+# Run from a source checkout: import the clone's damoyolo_mm rather than an
+# installed copy (no-op for the copy mim runs from damoyolo_mm/.mim/tools).
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isfile(osp.join(_REPO, 'damoyolo_mm', '__init__.py')) and \
+        _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='MAE-NAS backbone search')

@@ -15,6 +15,13 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+# Run from a source checkout: import the clone's damoyolo_mm rather than an
+# installed copy (no-op for the copy mim runs from damoyolo_mm/.mim/tools).
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isfile(osp.join(_REPO, 'damoyolo_mm', '__init__.py')) and \
+        _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a detector')

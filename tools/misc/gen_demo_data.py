@@ -4,7 +4,15 @@ Example:
     python tools/misc/gen_demo_data.py --out-dir data/demo --seed 0
 """
 import argparse
+import os.path as osp
 import sys
+
+# Run from a source checkout: import the clone's damoyolo_mm rather than an
+# installed copy (no-op for the copy mim runs from damoyolo_mm/.mim/tools).
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if osp.isfile(osp.join(_REPO, 'damoyolo_mm', '__init__.py')) and \
+        _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
 
 
 def parse_args(argv=None):

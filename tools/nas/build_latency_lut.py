@@ -21,11 +21,19 @@ import argparse
 import os.path as osp
 import sys
 
+# Run from a source checkout: import the clone's damoyolo_mm rather than an
+# installed copy (no-op for the copy mim runs from damoyolo_mm/.mim/tools).
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if osp.isfile(osp.join(_REPO, 'damoyolo_mm', '__init__.py')) and \
+        _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
 from damoyolo_mm.nas.latency import (DEFAULT_LUT, BackendUnavailable,
                                      LatencyLUT, build_backend, build_lut,
                                      calibrate_lut, random_structures,
                                      save_lut, validate_lut)
 from damoyolo_mm.nas.structure import load_structure
+
 
 GRIDS = dict(
     default=dict(channels=(8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384,
