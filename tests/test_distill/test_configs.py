@@ -3,7 +3,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import make_batch
+from distill_helpers import make_batch
 from mmdet.registry import HOOKS, MODELS
 from mmengine.config import Config
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import (CLIP_NORM, MAX_ITERS, STUDENT_CH, TEACHER_CH,
+from distill_helpers import (CLIP_NORM, MAX_ITERS, STUDENT_CH, TEACHER_CH,
                       distiller_cfg, make_batch, tiny_detector_cfg)
 from mmdet.registry import MODELS
 

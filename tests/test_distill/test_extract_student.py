@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import make_batch
+from distill_helpers import make_batch
 from mmdet.registry import MODELS
 from mmengine.runner import load_checkpoint
 
