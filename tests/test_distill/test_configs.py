@@ -100,3 +100,22 @@ def test_missing_teacher_ckpt_is_a_clear_error(repo_root):
     'damoyolo_ns_distill_from_nm.py'}))
 def test_full_pairs_build_and_train(repo_root, tmp_path, name):
     _build_and_step(repo_root, name, tmp_path)
+
+
+def test_demo_configs(repo_root):
+    cfg = _load(repo_root, 'damoyolo_demo_ns_distill_from_nm.py')
+    plain = _load(repo_root, 'damoyolo_demo_ns.py')
+    teacher = Config.fromfile(cfg.model.teacher_cfg)
+    assert osp.basename(cfg.model.teacher_cfg) == 'damoyolo_demo_nm_teacher.py'
+    assert cfg.model.student.to_dict() == plain.model.to_dict()
+    assert plain.model.bbox_head.num_classes == 5
+    assert teacher.model.bbox_head.num_classes == 5
+    assert plain.model.neck.out_channels == [40, 80, 160]
+    assert teacher.model.neck.out_channels == [64, 128, 256]
+    assert teacher.model.backbone.structure == 'tinynas_nano_middle'
+    # same data and schedule for teacher, baseline and distilled student
+    for key in ('train_dataloader', 'val_dataloader', 'train_cfg',
+                'param_scheduler', 'optim_wrapper'):
+        assert cfg[key] == plain[key] == teacher[key], key
+    assert [h['type'] for h in cfg.custom_hooks][-2:] == [
+        'DistillWeightHook', 'DistillGradClipHook']
