@@ -119,3 +119,15 @@ def test_demo_configs(repo_root):
         assert cfg[key] == plain[key] == teacher[key], key
     assert [h['type'] for h in cfg.custom_hooks][-2:] == [
         'DistillWeightHook', 'DistillGradClipHook']
+
+
+def test_teacher_config_path_resolution(repo_root, tmp_path, monkeypatch):
+    from damoyolo_mm.models.distillers.damoyolo_distiller import \
+        _teacher_model_cfg
+    monkeypatch.chdir(tmp_path)  # relative paths fall back to the repo root
+    model = _teacher_model_cfg('configs/damoyolo_nm_coco.py')
+    assert model.neck.out_channels == [64, 128, 256]
+    with pytest.raises(FileNotFoundError, match='damoyolo_xx_coco.py'):
+        _teacher_model_cfg('configs/damoyolo_xx_coco.py')
+    with pytest.raises(TypeError, match='teacher_cfg'):
+        _teacher_model_cfg(42)
