@@ -48,8 +48,11 @@ def trained(demo_data_root, repo_root, tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(repo_root)
     try:
+        # a visualizer name of its own: mmengine reuses a named instance (and
+        # its log folder) across runs in one process
         train_tool.main([CONFIG, '--work-dir', work, '--cfg-options'] +
-                        _two_iteration_options(demo_data_root))
+                        _two_iteration_options(demo_data_root) +
+                        [f'visualizer.name=e2e_{osp.basename(work)}'])
     finally:
         os.chdir(cwd)
     return work
