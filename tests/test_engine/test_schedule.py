@@ -21,7 +21,8 @@ def _closed_form(it, base, ipe, epochs=300, warm=5, tail=16, ratio=0.05):
     one iteration ahead of the reference trainer's base * (it / T)^2.
     Cosine and the flat tail are the reference's formulas (the tail keeps
     the cosine's last value, which exceeds the minimum by
-    (base - min) * (1 - cos(pi / T_cos)) / 2: < 1e-6 relative here).
+    (base - min) * (1 - cos(pi / T_cos)) / 2, here 2e-5 relative to the
+    minimum, < 1e-7 with COCO's ~460 iterations per epoch at batch 256).
     """
     t_warm, t_flat = warm * ipe, (epochs - tail) * ipe
     final = base * ratio
@@ -67,20 +68,21 @@ def _lrs(cfg_file, base_lr, ipe, track):
     ('damoyolo_adamw_300e.py', 0.001 * 256 / 64),
 ])
 def test_lr_equals_closed_form(cfg_file, base_lr):
-    ipe = 40  # iterations per epoch
+    ipe = 10  # iterations per epoch
     epochs = [0, 1, 2, 4, 5, 6, 50, 150, 283, 284, 290, 299]
     track = {e * ipe for e in epochs} | {e * ipe + 3 for e in epochs}
     track |= {5 * ipe - 1, 284 * ipe - 1, 300 * ipe - 1}
     cfg, seen = _lrs(cfg_file, base_lr, ipe, track)
     assert cfg.train_cfg.max_epochs == 300
     for it, lr in sorted(seen.items()):
+        rel = 1e-6 if it < 284 * ipe else 3e-5  # see _closed_form
         assert lr == pytest.approx(
-            _closed_form(it, base_lr, ipe), rel=1e-6,
+            _closed_form(it, base_lr, ipe), rel=rel,
             abs=1e-12), f'iteration {it} (epoch {it // ipe})'
     # landmarks: full lr after warm-up, minimum on the 16-epoch tail
     assert seen[5 * ipe - 1] == pytest.approx(base_lr)
-    assert seen[284 * ipe] == pytest.approx(0.05 * base_lr, rel=1e-6)
-    assert seen[300 * ipe - 1] == pytest.approx(0.05 * base_lr, rel=1e-6)
+    assert seen[284 * ipe] == pytest.approx(0.05 * base_lr, rel=3e-5)
+    assert seen[300 * ipe - 1] == seen[284 * ipe]
 
 
 def test_optimizers_and_weight_decay_groups():
