@@ -38,3 +38,15 @@ def test_converts_before_the_ema_copy():
 def test_unknown_format():
     with pytest.raises(ValueError, match='memory_format'):
         MemoryFormatHook('nhwc')
+
+
+def test_torch_threads_hook():
+    from damoyolo_mm.engine.hooks import TorchThreadsHook
+    threads = torch.get_num_threads()
+    try:
+        TorchThreadsHook(1).before_run(SimpleNamespace())
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(ValueError):
+        TorchThreadsHook(0)

@@ -2,8 +2,9 @@ from .distill_weight_hook import DistillGradClipHook, DistillWeightHook  # noqa:
 from .finite_loss_hook import CheckFiniteLossHook, NonFiniteLossError
 from .memory_format_hook import MemoryFormatHook
 from .sada_progress_hook import SADAProgressHook, find_sada_transforms
+from .torch_threads_hook import TorchThreadsHook
 
 __all__ = [
     'CheckFiniteLossHook', 'NonFiniteLossError', 'MemoryFormatHook',
-    'SADAProgressHook', 'find_sada_transforms'
+    'SADAProgressHook', 'find_sada_transforms', 'TorchThreadsHook'
 ]
