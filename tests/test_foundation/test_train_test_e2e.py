@@ -16,7 +16,8 @@ CONFIG = 'configs/quickstart/damoyolo_quickstart.py'
 
 def _data_options(root):
     return [
-        f'train_dataloader.dataset.data_root={root}',
+        # the training set is wrapped in a MultiImageMixDataset (mosaic)
+        f'train_dataloader.dataset.dataset.data_root={root}',
         f'val_dataloader.dataset.data_root={root}',
         f'test_dataloader.dataset.data_root={root}',
         f'val_evaluator.ann_file={root}annotations/instances_val.json',
