@@ -52,6 +52,22 @@ def parse_args(argv=None):
     return args
 
 
+def _apply_teacher_ckpt(cfg: Config, config_path: str) -> None:
+    """``--cfg-options teacher_ckpt=PATH``: short form of
+    ``model.teacher_ckpt=PATH`` for distillation configs."""
+    ckpt = cfg.get('teacher_ckpt', None)
+    if ckpt is None:
+        return
+    model = cfg.get('model', None)
+    if not isinstance(model, dict) or 'teacher_ckpt' not in model:
+        raise ValueError(
+            f'teacher_ckpt={ckpt!r} was given, but the model of '
+            f'{config_path!r} (type {model.get("type") if model else None!r})'
+            ' takes no teacher: use a distillation config from '
+            'configs/distill/')
+    cfg.model.teacher_ckpt = ckpt
+
+
 def build_cfg(args) -> Config:
     if not osp.isfile(args.config):
         raise FileNotFoundError(
@@ -61,6 +77,7 @@ def build_cfg(args) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    _apply_teacher_ckpt(cfg, args.config)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

@@ -5,7 +5,7 @@
 # from damoyolo_nm_coco.py and a trained checkpoint, which must be given:
 #   python tools/train.py configs/distill/damoyolo_ns_distill_from_nm.py \
 #       --cfg-options \
-#       model.teacher_ckpt=work_dirs/damoyolo_nm_coco/epoch_300.pth
+#       teacher_ckpt=work_dirs/damoyolo_nm_coco/epoch_300.pth
 # Loss: CWD on the aligned, batch-normalised neck outputs; its weight decays
 # 1 -> 0.1 (half cosine) over the whole training; the student's gradients
 # are clipped to L2 norm 30. Extract the plain student afterwards with
@@ -17,7 +17,7 @@ model = dict(
     type='DAMOYOLODistiller',
     student=_base_.model,
     teacher_cfg='{{fileDirname}}/../damoyolo_nm_coco.py',
-    teacher_ckpt=None,  # required: --cfg-options model.teacher_ckpt=PATH
+    teacher_ckpt=None,  # required: --cfg-options teacher_ckpt=PATH
     distill_loss=dict(type='NeckDistillLoss', loss='cwd', loss_weight=1.0))
 
 custom_hooks = _base_.get('custom_hooks', []) + [

@@ -131,3 +131,25 @@ def test_teacher_config_path_resolution(repo_root, tmp_path, monkeypatch):
         _teacher_model_cfg('configs/damoyolo_xx_coco.py')
     with pytest.raises(TypeError, match='teacher_cfg'):
         _teacher_model_cfg(42)
+
+
+def test_train_tool_takes_short_teacher_ckpt(repo_root):
+    """`--cfg-options teacher_ckpt=PATH` sets model.teacher_ckpt of a
+    distillation config and is refused, naming the config, elsewhere."""
+    import sys
+    sys.path.insert(0, osp.join(repo_root, 'tools'))
+    try:
+        import train as train_tool
+    finally:
+        sys.path.pop(0)
+    distill = osp.join(repo_root, 'configs', 'distill',
+                       'damoyolo_s_distill_from_m.py')
+    cfg = train_tool.build_cfg(train_tool.parse_args(
+        [distill, '--cfg-options', 'teacher_ckpt=work_dirs/m/epoch_300.pth']))
+    assert cfg.model.teacher_ckpt == 'work_dirs/m/epoch_300.pth'
+    cfg = train_tool.build_cfg(train_tool.parse_args([distill]))
+    assert cfg.model.teacher_ckpt is None
+    plain = osp.join(repo_root, 'configs', 'damoyolo_s_coco.py')
+    with pytest.raises(ValueError, match='damoyolo_s_coco.py.*takes no teacher'):
+        train_tool.build_cfg(train_tool.parse_args(
+            [plain, '--cfg-options', 'teacher_ckpt=x.pth']))

@@ -65,7 +65,9 @@ def load_teacher_weights(teacher: nn.Module, ckpt_path: str) -> None:
         raise ValueError(
             'DAMOYOLODistiller: teacher_ckpt is not set. Pass the trained '
             'teacher checkpoint, e.g. `--cfg-options '
-            'model.teacher_ckpt=work_dirs/damoyolo_m_coco/epoch_300.pth`')
+            'model.teacher_ckpt=work_dirs/damoyolo_m_coco/epoch_300.pth` '
+            '(tools/train.py and `mim train` also take the short form '
+            '`teacher_ckpt=...`)')
     if '://' not in ckpt_path and not osp.isfile(ckpt_path):
         raise FileNotFoundError(
             f'DAMOYOLODistiller: teacher checkpoint {ckpt_path!r} not found')
