@@ -24,9 +24,9 @@ Examples::
 
     python tools/benchmark_train.py configs/damoyolo_t_coco.py \
         --batch-size 8 --img-size 320 --threads 2 \
-        --official-root /work/ref/damoyolo_official
+        --official-root ../DAMO-YOLO   # a checkout of tinyvision/DAMO-YOLO
     python tools/benchmark_train.py configs/quickstart/damoyolo_quickstart.py \
-        --data config --batch-size 16
+        --data config --batch-size 8 --memory-format channels_last
 """
 import argparse
 import contextlib
