@@ -83,7 +83,8 @@ def parse_args(argv=None):
                         help='boxes per synthetic image')
     parser.add_argument(
         '--memory-format', choices=['contiguous', 'channels_last'],
-        default='contiguous', help='memory format of our model')
+        default=None, help='memory format of our model (default: that of '
+        'the config\'s MemoryFormatHook, else contiguous)')
     parser.add_argument('--no-ema', action='store_true',
                         help='do not time the EMA update')
     parser.add_argument(
@@ -191,6 +192,14 @@ def synthetic_batch(batch_size: int, size: int, num_gts: int,
         labels.append(
             torch.randint(0, num_classes, (num_gts, ), generator=gen))
     return images, boxes, labels
+
+
+def config_memory_format(cfg) -> str:
+    """The memory format a training run of ``cfg`` uses."""
+    for hook in cfg.get('custom_hooks', []):
+        if hook.get('type') == 'MemoryFormatHook':
+            return hook.get('memory_format', 'channels_last')
+    return 'contiguous'
 
 
 # ---------------------------------------------------------------------------
@@ -503,6 +512,8 @@ def main(argv=None):
         scale = cfg.get('img_scale', cfg.get('input_size', (640, 640)))
         size = int(scale[0])
     num_classes = int(cfg.model.bbox_head.num_classes)
+    if args.memory_format is None:
+        args.memory_format = config_memory_format(cfg)
 
     info = machine_info()
     print('machine:')

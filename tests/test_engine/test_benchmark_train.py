@@ -55,3 +55,23 @@ def test_benchmark_against_the_reference(one_thread, capsys):
     assert not [n for n in sys.modules if n == 'damo' or
                 n.startswith('damo.')]
     assert OFFICIAL_ROOT not in sys.path
+
+
+def test_benchmark_ours_alone(one_thread, capsys):
+    """Without the reference: every part is timed, and the memory format
+    follows the config's MemoryFormatHook unless given."""
+    tool = _tool()
+    args = ['--batch-size', '2', '--img-size', '64', '--iters', '1',
+            '--warmup', '0', '--threads', '1', '--num-gts', '2']
+    res = tool.main(
+        [osp.join(REPO, 'configs', 'quickstart', 'damoyolo_quickstart.py')] +
+        args)
+    assert 'memory format channels_last' in capsys.readouterr().out
+    for part in ('forward', 'assign', 'loss', 'backward', 'optim', 'ema'):
+        assert res['ours'][part] > 0, part
+    assert 'official' not in res or not res['official']
+    losses = res['last_losses']['ours']
+    assert 0 < losses['loss'] < 100
+    tool.main([osp.join(REPO, 'configs', 'damoyolo_ns_coco.py')] + args +
+              ['--memory-format', 'contiguous'])
+    assert 'memory format contiguous' in capsys.readouterr().out
