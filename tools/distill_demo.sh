@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The distillation demo on the embedded demo data (no download):
+#   train a DAMO-YOLO-Nm teacher -> distill a DAMO-YOLO-Ns student from its
+#   neck features -> extract the plain student -> evaluate teacher, distilled
+#   student and (unless given with --baseline CKPT) an Ns trained without a
+#   teacher, all with the quickstart recipe, and print the three bbox APs.
+# Usage: bash tools/distill_demo.sh [WORK_DIR] [--baseline CKPT]
+#   WORK_DIR defaults to work_dirs/distill_demo. The baseline is the quickstart
+#   model: pass the checkpoint of a finished `bash tools/quickstart.sh` to
+#   skip training it again.
+# Expects the environment of tools/setup_env.sh (./.venv).
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+WORK=work_dirs/distill_demo
+BASELINE=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --baseline) BASELINE="$2"; shift 2 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        *) WORK="$1"; shift ;;
+    esac
+done
+PY="${DAMOYOLO_VENV:-$REPO/.venv}/bin/python"
+if [ ! -x "$PY" ]; then
+    echo "error: $PY not found; run 'bash tools/setup_env.sh' first" >&2
+    exit 1
+fi
+export PYTHONUNBUFFERED=1
+CFG=configs/distill
+
+SECONDS=0
+"$PY" tools/misc/gen_demo_data.py --out-dir data/demo
+
+# 1. teacher
+"$PY" tools/train.py $CFG/damoyolo_demo_nm_teacher.py --work-dir "$WORK/teacher"
+TEACHER="$(cat "$WORK/teacher/last_checkpoint")"
+# 2. distilled student, then the plain student checkpoint from it
+"$PY" tools/train.py $CFG/damoyolo_demo_ns_distill_from_nm.py \
+    --work-dir "$WORK/student_distilled" --cfg-options "teacher_ckpt=$TEACHER"
+"$PY" tools/extract_student.py "$(cat "$WORK/student_distilled/last_checkpoint")" \
+    "$WORK/student_distilled.pth" --check-config $CFG/damoyolo_demo_ns.py
+# 3. baseline: the same student without a teacher
+if [ -z "$BASELINE" ]; then
+    "$PY" tools/train.py $CFG/damoyolo_demo_ns.py --work-dir "$WORK/student_baseline"
+    BASELINE="$(cat "$WORK/student_baseline/last_checkpoint")"
+fi
+
+# evaluate the three on the val split; keep each CocoMetric summary
+declare -A AP
+for run in teacher:$CFG/damoyolo_demo_nm_teacher.py:$TEACHER \
+           student_distilled:$CFG/damoyolo_demo_ns.py:$WORK/student_distilled.pth \
+           student_baseline:$CFG/damoyolo_demo_ns.py:$BASELINE; do
+    IFS=: read -r name config ckpt <<< "$run"
+    "$PY" tools/test.py "$config" "$ckpt" --work-dir "$WORK/test_$name" \
+        2>&1 | tee "$WORK/test_$name.log"
+    AP[$name]="$(grep -o 'bbox_mAP_copypaste: .*' "$WORK/test_$name.log" | tail -n1 | cut -d' ' -f2-3)"
+done
+echo
+echo "distillation demo finished in $((SECONDS / 60)) min $((SECONDS % 60)) s"
+echo "bbox mAP / AP50 on data/demo val:"
+printf '  %-28s %s\n' "teacher Nm" "${AP[teacher]}" \
+    "student Ns, distilled" "${AP[student_distilled]}" \
+    "student Ns, no teacher" "${AP[student_baseline]}"
