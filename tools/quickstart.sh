@@ -6,6 +6,9 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
+case "${1:-}" in
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+esac
 WORK="${1:-work_dirs/quickstart}"
 CONFIG="${QUICKSTART_CONFIG:-configs/quickstart/damoyolo_quickstart.py}"
 

@@ -1,0 +1,26 @@
+"""The shell entry points answer --help without starting any work."""
+import os.path as osp
+import subprocess
+
+import pytest
+
+
+@pytest.mark.parametrize('script', ['quickstart.sh', 'distill_demo.sh'])
+def test_help(repo_root, tmp_path, script):
+    out = subprocess.run(['bash', osp.join(repo_root, 'tools', script),
+                          '--help'], cwd=str(tmp_path), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert 'Usage: bash tools/' + script in out.stdout
+    # nothing was set up, generated or trained
+    assert not osp.exists(osp.join(repo_root, 'work_dirs', '--help'))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_distill_demo_needs_the_environment(repo_root, tmp_path):
+    env = {'PATH': '/usr/bin:/bin', 'DAMOYOLO_VENV': str(tmp_path / 'none')}
+    out = subprocess.run(['bash', osp.join(repo_root, 'tools',
+                                           'distill_demo.sh')],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 1
+    assert 'tools/setup_env.sh' in out.stderr
