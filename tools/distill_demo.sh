@@ -16,7 +16,12 @@ WORK=work_dirs/distill_demo
 BASELINE=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --baseline) BASELINE="$2"; shift 2 ;;
+        --baseline)
+            if [ $# -lt 2 ] || [ ! -f "$2" ]; then
+                echo "error: --baseline needs an existing checkpoint file, got '${2:-}'" >&2
+                exit 2
+            fi
+            BASELINE="$2"; shift 2 ;;
         -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) WORK="$1"; shift ;;
     esac

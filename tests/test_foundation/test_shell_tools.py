@@ -24,3 +24,13 @@ def test_distill_demo_needs_the_environment(repo_root, tmp_path):
                          capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 1
     assert 'tools/setup_env.sh' in out.stderr
+
+
+def test_distill_demo_refuses_a_missing_baseline(repo_root, tmp_path):
+    out = subprocess.run(['bash', osp.join(repo_root, 'tools',
+                                           'distill_demo.sh'), '--baseline',
+                          str(tmp_path / 'missing.pth')],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert 'missing.pth' in out.stderr and 'checkpoint' in out.stderr
+    assert list(tmp_path.iterdir()) == []
