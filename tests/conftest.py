@@ -3,6 +3,7 @@
 Golden reference files live outside the clone, in ``../shared/golden`` beside
 the repository (override with ``DAMOYOLO_GOLDEN=/path``).
 """
+import importlib.util
 import os
 import os.path as osp
 
@@ -26,6 +27,23 @@ def pytest_configure(config):
 @pytest.fixture(scope='session')
 def repo_root():
     return REPO_ROOT
+
+
+def _load_tool(name):
+    """Import ``tools/<name>.py`` of the clone (``name`` may hold a
+    sub-folder, e.g. ``'nas/build_latency_lut'``) as a fresh module."""
+    spec = importlib.util.spec_from_file_location(
+        '_tool_' + name.replace('/', '_'),
+        osp.join(REPO_ROOT, 'tools', name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
+def load_tool():
+    """``load_tool('deploy')``: the module of ``tools/deploy.py``."""
+    return _load_tool
 
 
 @pytest.fixture(scope='session')

@@ -1,5 +1,4 @@
 """tools/benchmark_latency.py: short runs against the official code."""
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -15,14 +14,6 @@ OFFICIAL_ROOT = os.environ.get(
     osp.join(osp.dirname(REPO), 'ref', 'damoyolo_official'))
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'_tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture
 def official_root():
     if not osp.isdir(osp.join(OFFICIAL_ROOT, 'damo')):
@@ -31,9 +22,9 @@ def official_root():
 
 
 def test_benchmark_pytorch_against_official(golden_dir, capsys,
-                                            official_root):
+                                            official_root, load_tool):
     """Short run of the benchmark: fused PyTorch, ours vs official (Ns)."""
-    tool = _load_tool('benchmark_latency')
+    tool = load_tool('benchmark_latency')
     res = tool.main([
         'configs/damoyolo_ns_coco.py', '--official-ckpt',
         osp.join(golden_dir, 'Ns_ckpt_fp16.pth'), '--official-root',
@@ -56,8 +47,8 @@ def test_benchmark_pytorch_against_official(golden_dir, capsys,
     assert m and float(m.group(1)) < 1e-4 and float(m.group(2)) < 1e-3
 
 
-def test_benchmark_bad_backend_package(golden_dir, monkeypatch):
-    tool = _load_tool('benchmark_latency')
+def test_benchmark_bad_backend_package(golden_dir, monkeypatch, load_tool):
+    tool = load_tool('benchmark_latency')
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)
     with pytest.raises(ImportError, match='onnxruntime'):
         tool.main(['configs/damoyolo_ns_coco.py', '--official-ckpt',
@@ -65,9 +56,9 @@ def test_benchmark_bad_backend_package(golden_dir, monkeypatch):
                    'onnxruntime', '--iters', '1'])
 
 
-def test_benchmark_official_env_leaves_no_trace(official_root):
+def test_benchmark_official_env_leaves_no_trace(official_root, load_tool):
     """The stand-ins and official modules do not leak into the process."""
-    tool = _load_tool('benchmark_latency')
+    tool = load_tool('benchmark_latency')
     before_mods, before_path = set(sys.modules), list(sys.path)
     cwd = osp.abspath('.')
     with tool.official_env(official_root):
@@ -83,10 +74,10 @@ def test_benchmark_official_env_leaves_no_trace(official_root):
 
 
 def test_benchmark_onnxruntime_against_official_converter(
-        golden_dir, capsys, official_root, tmp_path):
+        golden_dir, capsys, official_root, tmp_path, load_tool):
     """ONNX Runtime: our ONNX vs the one written by the official
     tools/converter.py on the same weights (Ns, one timed run)."""
-    tool = _load_tool('benchmark_latency')
+    tool = load_tool('benchmark_latency')
     res = tool.main([
         'configs/damoyolo_ns_coco.py', '--official-ckpt',
         osp.join(golden_dir, 'Ns_ckpt_fp16.pth'), '--official-root',

@@ -13,14 +13,6 @@ from mmengine.config import Config
 PY = sys.executable
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'_tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope='module')
 def ns_ckpt(golden_dir, tmp_path_factory):
     """An mmdet-layout checkpoint of Ns (golden weights, converted)."""
@@ -51,8 +43,8 @@ def test_help(tool):
         assert '--official-root' in out.stdout and 'tensorrt' in out.stdout
 
 
-def test_deploy_onnxruntime(ns_ckpt, tmp_path, capsys):
-    tool = _load_tool('deploy')
+def test_deploy_onnxruntime(ns_ckpt, tmp_path, capsys, load_tool):
+    tool = load_tool('deploy')
     work = str(tmp_path / 'ns')
     tool.main([
         'configs/deploy/detection_onnxruntime_static-416x416_nano.py',
@@ -73,7 +65,7 @@ def test_deploy_onnxruntime(ns_ckpt, tmp_path, capsys):
     assert float(m.group(3)) <= 1e-3 and float(m.group(4)) <= 1e-4
 
 
-def test_deploy_tensorrt_onnx_only(ns_ckpt, tmp_path, capsys):
+def test_deploy_tensorrt_onnx_only(ns_ckpt, tmp_path, capsys, load_tool):
     """TensorRT ONNX on a CPU, from a checkpoint saved in deploy form."""
     from mmdet.registry import MODELS
     from mmengine.runner import load_checkpoint
@@ -83,7 +75,7 @@ def test_deploy_tensorrt_onnx_only(ns_ckpt, tmp_path, capsys):
     model.eval().switch_to_deploy()
     fused = str(tmp_path / 'ns_fused.pth')
     torch.save(dict(state_dict=model.state_dict()), fused)
-    tool = _load_tool('deploy')
+    tool = load_tool('deploy')
     work = str(tmp_path / 'trt')
     args = ['configs/deploy/detection_tensorrt-fp16_static-416x416_nano.py',
             'configs/damoyolo_ns_coco.py', fused, '--work-dir', work,
@@ -128,8 +120,8 @@ def _write_cfg(tmp_path, name, base, extra):
     return str(path)
 
 
-def test_deploy_bad_input(ns_ckpt, tmp_path):
-    tool = _load_tool('deploy')
+def test_deploy_bad_input(ns_ckpt, tmp_path, load_tool):
+    tool = load_tool('deploy')
     base = 'configs/deploy/detection_onnxruntime_static-416x416_nano.py'
     bad_size = _write_cfg(tmp_path, 'size.py', base,
                           'onnx_config = dict(input_shape=[400, 416])')
@@ -156,8 +148,8 @@ def test_deploy_bad_input(ns_ckpt, tmp_path):
                    for d in 'abcd')
 
 
-def test_deploy_missing_onnxruntime(ns_ckpt, tmp_path, monkeypatch):
-    tool = _load_tool('deploy')
+def test_deploy_missing_onnxruntime(ns_ckpt, tmp_path, monkeypatch, load_tool):
+    tool = load_tool('deploy')
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)
     with pytest.raises(ImportError, match=r'pip install "onnxruntime'):
         tool.main([

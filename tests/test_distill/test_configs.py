@@ -133,15 +133,10 @@ def test_teacher_config_path_resolution(repo_root, tmp_path, monkeypatch):
         _teacher_model_cfg(42)
 
 
-def test_train_tool_takes_short_teacher_ckpt(repo_root):
+def test_train_tool_takes_short_teacher_ckpt(repo_root, load_tool):
     """`--cfg-options teacher_ckpt=PATH` sets model.teacher_ckpt of a
     distillation config and is refused, naming the config, elsewhere."""
-    import sys
-    sys.path.insert(0, osp.join(repo_root, 'tools'))
-    try:
-        import train as train_tool
-    finally:
-        sys.path.pop(0)
+    train_tool = load_tool('train')
     distill = osp.join(repo_root, 'configs', 'distill',
                        'damoyolo_s_distill_from_m.py')
     cfg = train_tool.build_cfg(train_tool.parse_args(

@@ -1,6 +1,5 @@
 """tools/extract_student.py: plain student checkpoint from a distillation
 checkpoint."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -14,12 +13,8 @@ from mmengine.runner import load_checkpoint
 
 
 @pytest.fixture(scope='module')
-def tool(repo_root):
-    path = osp.join(repo_root, 'tools', 'extract_student.py')
-    spec = importlib.util.spec_from_file_location('extract_student', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_tool):
+    return load_tool('extract_student')
 
 
 def test_help(repo_root):

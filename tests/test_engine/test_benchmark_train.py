@@ -1,5 +1,4 @@
 """tools/benchmark_train.py runs and reports every part (smoke test)."""
-import importlib.util
 import os
 import os.path as osp
 import sys
@@ -13,14 +12,6 @@ OFFICIAL_ROOT = os.environ.get(
     osp.join(osp.dirname(REPO), 'ref', 'damoyolo_official'))
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_train', osp.join(REPO, 'tools', 'benchmark_train.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture
 def one_thread():
     threads = torch.get_num_threads()
@@ -28,10 +19,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_benchmark_against_the_reference(one_thread, capsys):
+def test_benchmark_against_the_reference(one_thread, capsys, load_tool):
     if not osp.isdir(osp.join(OFFICIAL_ROOT, 'damo')):
         pytest.skip(f'reference code not found at {OFFICIAL_ROOT}')
-    tool = _tool()
+    tool = load_tool('benchmark_train')
     modules_before = set(sys.modules)
     res = tool.main([
         osp.join(REPO, 'configs', 'damoyolo_t_coco.py'), '--batch-size', '2',
@@ -57,10 +48,10 @@ def test_benchmark_against_the_reference(one_thread, capsys):
     assert OFFICIAL_ROOT not in sys.path
 
 
-def test_benchmark_ours_alone(one_thread, capsys):
+def test_benchmark_ours_alone(one_thread, capsys, load_tool):
     """Without the reference: every part is timed, and the memory format
     follows the config's MemoryFormatHook unless given."""
-    tool = _tool()
+    tool = load_tool('benchmark_train')
     args = ['--batch-size', '2', '--img-size', '64', '--iters', '1',
             '--warmup', '0', '--threads', '1', '--num-gts', '2']
     res = tool.main(

@@ -39,12 +39,8 @@ def _two_iteration_options(root):
 
 
 @pytest.fixture(scope='module')
-def trained(demo_data_root, repo_root, tmp_path_factory):
-    sys.path.insert(0, osp.join(repo_root, 'tools'))
-    try:
-        import train as train_tool
-    finally:
-        sys.path.pop(0)
+def trained(demo_data_root, repo_root, tmp_path_factory, load_tool):
+    train_tool = load_tool('train')
     work = str(tmp_path_factory.mktemp('train_e2e'))
     cwd = os.getcwd()
     os.chdir(repo_root)

@@ -85,15 +85,9 @@ def test_validation_mode(tiny_table):
     assert res[0]['rel_error'] == pytest.approx(0.4, abs=0.07)
 
 
-def test_validate_tool_mode(tiny_table, tmp_path, monkeypatch, capsys):
-    import importlib.util
-    import os.path as osp
-    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    spec = importlib.util.spec_from_file_location(
-        'build_latency_lut',
-        osp.join(repo, 'tools', 'nas', 'build_latency_lut.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+def test_validate_tool_mode(tiny_table, tmp_path, monkeypatch, capsys,
+                            load_tool):
+    tool = load_tool('nas/build_latency_lut')
     monkeypatch.setitem(L.BACKENDS, 'synthetic', SyntheticBackend)
     structs = []
     for name, blocks in _tiny_structures().items():

@@ -1,7 +1,6 @@
 """Train the projects' demo configs on the embedded demo data: through
 tools/train.py, through `mim train`, and a few optimizer steps on one
 fixed batch (loss goes down) followed by `predict`."""
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -16,14 +15,6 @@ from projects_helpers import (DEMO_CONFIGS, REPO_ROOT, batch_loss,
                               check_predictions, fixed_demo_batch,
                               num_classes_of, recalibrate_bn,
                               tiny_run_options)
-
-
-def _train_main():
-    spec = importlib.util.spec_from_file_location(
-        'damoyolo_train_tool', osp.join(REPO_ROOT, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def _train_losses(work_dir):
@@ -45,13 +36,14 @@ def _train_losses(work_dir):
 # zerohead_resnet trains through tools/train.py in the mim test below
 @pytest.mark.parametrize('key',
                          ['repgfpn_retinanet', 'tinynas_faster_rcnn_l20'])
-def test_train_tool_runs_demo_config(key, demo_data_root, tmp_path):
+def test_train_tool_runs_demo_config(key, demo_data_root, tmp_path,
+                                     load_tool):
     """2 iterations through tools/train.py main(), no validation (the mim
     test below validates)."""
     path = DEMO_CONFIGS[key]
     cfg = Config.fromfile(path)
     work_dir = str(tmp_path / 'work')
-    _train_main()([
+    load_tool('train').main([
         osp.relpath(path, os.getcwd()), '--work-dir', work_dir,
         '--cfg-options', *tiny_run_options(cfg, demo_data_root)
     ])
