@@ -14,7 +14,9 @@ What the restructuring may change, each checked here rather than ignored:
   equal to that file's values; the quickstart's top-level ``classes`` gave
   way to ``metainfo['classes']``.
 * an argument now written with its default value (``DEFAULTS``, checked
-  against the signatures in ``test_defaults_are_the_signature_defaults``).
+  against the signatures in ``test_defaults_are_the_signature_defaults``);
+  ``_scope_`` equal to the config's ``default_scope`` (transforms taken
+  from an ``mmdet::`` base carry it).
 """
 import copy
 import os.path as osp
@@ -38,14 +40,16 @@ DEFAULTS = {
 }
 
 
-def _with_defaults(value):
+def _with_defaults(value, scope):
     """``value`` with the ``DEFAULTS`` of every typed dict filled in (and
-    ``filter_cfg.min_size`` 0, mmdet's default, where a filter is set)."""
+    ``filter_cfg.min_size`` 0, mmdet's default, where a filter is set),
+    without a ``_scope_`` that names the default ``scope``."""
     if isinstance(value, list):
-        return [_with_defaults(v) for v in value]
+        return [_with_defaults(v, scope) for v in value]
     if not isinstance(value, dict):
         return value
-    out = {k: _with_defaults(v) for k, v in value.items()}
+    out = {k: _with_defaults(v, scope) for k, v in value.items()
+           if not (k == '_scope_' and v == scope)}
     for key, default in DEFAULTS.get(out.get('type'), {}).items():
         out.setdefault(key, default)
     if out.get('type') == 'DAMOYOLOCocoDataset' and 'filter_cfg' in out:
@@ -62,7 +66,7 @@ def _comparable(resolved, demo_base):
     for key in demo_base:
         if key.startswith('demo_'):
             resolved.pop(key, None)
-    return _with_defaults(resolved)
+    return _with_defaults(resolved, resolved.get('default_scope'))
 
 
 def _transforms(resolved, type_name):
