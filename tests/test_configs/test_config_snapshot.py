@@ -10,9 +10,10 @@ What the restructuring may change, each checked here rather than ignored:
   variants left a stale base value there (Ns showed shear 2.0 while its
   affine used 0.2). Each knob must now equal what its transform uses;
   ``input_size`` is gone (one name for the test size: ``img_scale``).
-* ``demo_*`` keys and ``metainfo`` of configs/_base_/datasets/demo_detection.py,
-  equal to that file's values; the quickstart's top-level ``classes`` gave
-  way to ``metainfo['classes']``.
+* the keys of a base listed beside a config for its values (``HELPERS``:
+  the demo data, the distillation settings), equal to that file's values;
+  the quickstart's top-level ``classes`` gave way to
+  ``metainfo['classes']``.
 * an argument now written with its default value (``DEFAULTS``, checked
   against the signatures in ``test_defaults_are_the_signature_defaults``);
   ``_scope_`` equal to the config's ``default_scope`` (transforms taken
@@ -29,7 +30,8 @@ from config_snapshot import (REPO_ROOT, _plain, differences, load_snapshot,
 SNAPSHOT = load_snapshot()
 KNOBS = ('img_scale', 'mosaic_size', 'mosaic_scale', 'max_shear_degree',
          'input_size')
-DEMO_BASE = 'configs/_base_/datasets/demo_detection.py'
+HELPERS = ('configs/_base_/datasets/demo_detection.py',
+           'configs/distill/_base_/neck_cwd_distill.py')
 # type -> arguments whose default value a config may now state explicitly
 DEFAULTS = {
     'LoadImageFromFile': dict(backend_args=None),
@@ -58,14 +60,15 @@ def _with_defaults(value, scope):
     return out
 
 
-def _comparable(resolved, demo_base):
-    """Without the knobs and the demo base's own keys (checked apart)."""
+def _comparable(resolved, helpers):
+    """Without the knobs (checked apart) and the keys that hold the values
+    of a helper base."""
     resolved = copy.deepcopy(resolved)
     for key in KNOBS + ('classes', ):
         resolved.pop(key, None)
-    for key in demo_base:
-        if key.startswith('demo_'):
-            resolved.pop(key, None)
+    for key, value in helpers.items():
+        if resolved.get(key) == value:
+            resolved.pop(key)
     return _with_defaults(resolved, resolved.get('default_scope'))
 
 
@@ -91,8 +94,11 @@ def _check_knobs(resolved):
 
 
 @pytest.fixture(scope='module')
-def demo_base():
-    return resolve(DEMO_BASE)
+def helpers():
+    keys = {}
+    for path in HELPERS:
+        keys.update(resolve(path))
+    return keys
 
 
 def test_snapshot_is_not_empty():
@@ -103,25 +109,21 @@ def test_snapshot_is_not_empty():
 
 
 @pytest.mark.parametrize('rel_path', sorted(SNAPSHOT))
-def test_resolved_config_matches_snapshot(rel_path, demo_base):
+def test_resolved_config_matches_snapshot(rel_path, helpers):
     assert osp.isfile(osp.join(REPO_ROOT, rel_path)), \
         f'{rel_path} is in the snapshot but no longer exists'
     old, new = SNAPSHOT[rel_path], resolve(rel_path)
-    diff = list(differences(_comparable(old, demo_base),
-                            _comparable(new, demo_base)))
+    diff = list(differences(_comparable(old, helpers),
+                            _comparable(new, helpers)))
     assert not diff, f'{rel_path} resolves differently:\n' + '\n'.join(diff)
     _check_knobs(new)
-    for key, value in new.items():
-        if key.startswith('demo_') or (key == 'metainfo'
-                                       and 'metainfo' not in old):
-            assert value == demo_base[key], key
     if 'classes' in old and 'classes' not in new:
         assert new['metainfo']['classes'] == old['classes']
 
 
 @pytest.mark.parametrize('rel_path', ['configs/damoyolo_ns_coco.py',
                                       'configs/damoyolo_t_coco.py'])
-def test_a_changed_value_is_reported(rel_path, demo_base):
+def test_a_changed_value_is_reported(rel_path, helpers):
     """The comparison sees a change of a knob's transform and of a model
     value (what a wrong re-derivation in a child would do)."""
     new = resolve(rel_path)
@@ -129,8 +131,8 @@ def test_a_changed_value_is_reported(rel_path, demo_base):
               if t['type'] == 'DAMOYOLORandomAffine'][0]
     affine['max_shear_degree'] = 1.0
     new['model']['neck']['depth'] = 3.0
-    diff = list(differences(_comparable(SNAPSHOT[rel_path], demo_base),
-                            _comparable(new, demo_base)))
+    diff = list(differences(_comparable(SNAPSHOT[rel_path], helpers),
+                            _comparable(new, helpers)))
     assert 'model.neck.depth: 1.0 -> 3.0' in diff or \
         'model.neck.depth: 0.5 -> 3.0' in diff
     assert any('max_shear_degree' in d for d in diff), diff

@@ -4,17 +4,17 @@ _base_ = ['./damoyolo_tinynas_res.py']
 
 model = dict(
     backbone=dict(
-        _delete_=True,  # TinyNASMob takes no `reparam`
+        # the residual backbone's settings but `reparam`, which TinyNASMob
+        # does not take
+        {k: v
+         for k, v in _base_.model.backbone.items() if k != 'reparam'},
+        _delete_=True,
         type='TinyNASMob',
         structure='tinynas_nano_middle',
-        out_indices=(2, 4, 5),
         use_focus=False,
-        with_spp=True,
         depthwise=True,
         use_se=False,
-        act_cfg=dict(type='SiLU', inplace=True),
-        spp_act_cfg=dict(type='SiLU', inplace=True),
-        norm_cfg=_base_.norm_cfg),
+        act_cfg=dict(type='SiLU', inplace=True)),
     neck=dict(
         in_channels=[64, 128, 256],
         out_channels=[64, 128, 256],
