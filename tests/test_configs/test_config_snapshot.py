@@ -152,10 +152,19 @@ def test_defaults_are_the_signature_defaults():
                    DAMOYOLOCocoDataset=DAMOYOLOCocoDataset,
                    CheckFiniteLossHook=CheckFiniteLossHook)
     for name, defaults in DEFAULTS.items():
-        params = inspect.signature(classes[name]).parameters
         for key, value in defaults.items():
-            default = _plain(params[key].default)
+            # the first class up the MRO whose __init__ names the argument
+            params = [
+                inspect.signature(c.__init__).parameters
+                for c in classes[name].__mro__
+                if key in inspect.signature(c.__init__).parameters
+            ]
+            assert params, (name, key)
+            default = _plain(params[0][key].default)
             assert default == value, (name, key, default)
+    # the dataset's filter reads min_size with default 0
+    source = inspect.getsource(DAMOYOLOCocoDataset.filter_data)
+    assert "self.filter_cfg.get('min_size', 0)" in source
 
 
 def test_differences_are_reported_by_key():
