@@ -397,8 +397,7 @@ def build_ours_fused(config: str, checkpoint: Optional[str],
         from mmengine.runner import load_checkpoint
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     else:
-        from damoyolo_mm.models.detectors.convert import \
-            convert_official_state_dict
+        from damoyolo_mm.converters import convert_official_state_dict
         sd = convert_official_state_dict(
             load_official_sd(official_ckpt), model.state_dict())
         model.load_state_dict(sd, strict=True)

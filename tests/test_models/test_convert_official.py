@@ -12,12 +12,12 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
-from damoyolo_mm.models.detectors import (CheckpointMismatchError,
-                                          convert_official_checkpoint,
-                                          convert_official_state_dict,
-                                          official_key_to_ours,
-                                          variant_config)
-from damoyolo_mm.models.detectors.complexity import reparameterize
+from damoyolo_mm.analysis import reparameterize
+from damoyolo_mm.converters import (CheckpointMismatchError,
+                                    convert_official_checkpoint,
+                                    convert_official_state_dict,
+                                    official_key_to_ours)
+from damoyolo_mm.variants import variant_config
 
 
 @pytest.fixture(scope='module', autouse=True)

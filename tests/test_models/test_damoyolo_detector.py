@@ -7,8 +7,8 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
-from damoyolo_mm.models.detectors import (DAMOYOLO, VARIANTS,
-                                          variant_config)
+from damoyolo_mm.models.detectors import DAMOYOLO
+from damoyolo_mm.variants import VARIANTS, variant_config
 from damoyolo_mm.models.layers import RepConv
 
 

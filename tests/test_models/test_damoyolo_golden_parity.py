@@ -12,8 +12,8 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from damoyolo_mm.models.detectors import (convert_official_state_dict,
-                                          variant_config)
+from damoyolo_mm.converters import convert_official_state_dict
+from damoyolo_mm.variants import variant_config
 
 FEAT_ATOL = 1e-4
 CLS_ATOL = 1e-4

@@ -4,8 +4,8 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from damoyolo_mm.models.detectors import (get_model_complexity,
-                                          variant_config)
+from damoyolo_mm.analysis import get_model_complexity
+from damoyolo_mm.variants import variant_config
 
 
 @pytest.fixture(scope='module', autouse=True)

@@ -13,7 +13,7 @@ VARIANTS: Dict[str, tuple] = {
     'l': ('damoyolo_l_coco.py', 640, 'damoyolo_tinynasL45_L'),
 }
 
-_PKG_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+_PKG_ROOT = osp.dirname(osp.abspath(__file__))
 _CONFIG_DIRS = (
     osp.join(osp.dirname(_PKG_ROOT), 'configs'),  # source checkout
     osp.join(_PKG_ROOT, '.mim', 'configs'),  # installed with mim
