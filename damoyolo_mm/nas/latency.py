@@ -708,7 +708,7 @@ def random_structures(n: int, block_class: str = 'SuperResConvK1KX',
     initial structure (used to calibrate a table on networks other than
     the ones it is validated on)."""
     import random as _random
-    from .official import damoyolo_init_structure
+    from .structure import damoyolo_init_structure
     from .spaces import ResK1KXSpace, ResKXKXSpace
     space_cls = ResKXKXSpace if block_class == 'SuperResConvKXKX' \
         else ResK1KXSpace

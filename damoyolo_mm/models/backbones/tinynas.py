@@ -20,8 +20,26 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers import (DEFAULT_NORM_CFG, DAMOFocus, DAMOSPPBottleneck,
-                      MobileInvertedBlock, TinyNASResBlock)
+                      MobileInvertedBlock, TinyNASResBlock, expanded_channels)
 from .structure import STAGE_CLASSES, StructureType, load_structure
+
+
+def mobile_expand_ratio(stage_class: str, index: int) -> float:
+    """Expansion ratio of the inverted-residual blocks of spec stage
+    ``index`` (1 = first after the stem) in the nano backbones:
+    ``3.5 + 0.5 * (index - 1)`` for ``SuperResConvK1KX``, 2.5 for
+    ``SuperResConvKXKX`` stages."""
+    if stage_class == 'SuperResConvK1KX':
+        return 3.5 + (index - 1) * 0.5
+    return 2.5
+
+
+def mobile_mid_channels(out_channels: int, index: int,
+                        stage_class: str = 'SuperResConvK1KX') -> int:
+    """Expanded width of a nano inverted-residual block of spec stage
+    ``index``."""
+    return expanded_channels(out_channels,
+                             mobile_expand_ratio(stage_class, index))
 
 
 class TinyNASBase(BaseModule):
@@ -217,12 +235,8 @@ class TinyNASMob(TinyNASBase):
         self.layer_out_channels.append(stages[0]['out'])
         last = len(stages) - 1
         for idx, st in enumerate(stages[1:], start=1):
-            if expand_ratios is not None:
-                ratio = expand_ratios[idx - 1]
-            elif st['class'] == 'SuperResConvK1KX':
-                ratio = 3.5 + (idx - 1) * 0.5
-            else:
-                ratio = 2.5
+            ratio = (expand_ratios[idx - 1] if expand_ratios is not None
+                     else mobile_expand_ratio(st['class'], idx))
             blocks = []
             for b in range(st['L']):
                 blocks.append(
