@@ -1,8 +1,11 @@
-"""The released DAMO-YOLO variants and where their configs live."""
+"""The released DAMO-YOLO variants: the one table of their facts (config
+file, test size, official config name, nano or not) and where the configs
+live. Tools, benchmarks and deploy defaults read it; nothing restates it."""
 import os.path as osp
-from typing import Dict
+from typing import Dict, Optional
 
 #: variant -> (config file name, test size, official config name)
+#: (the nano variants are those whose key starts with ``n``)
 VARIANTS: Dict[str, tuple] = {
     'ns': ('damoyolo_ns_coco.py', 416, 'damoyolo_tinynasL18_Ns'),
     'nm': ('damoyolo_nm_coco.py', 416, 'damoyolo_tinynasL18_Nm'),
@@ -20,25 +23,51 @@ _CONFIG_DIRS = (
 )
 
 
-def variant_config(variant: str) -> str:
-    """Path of the config of a released variant (``'t'``, ``'Nm'``, ...)."""
+def _key(variant: str) -> str:
     key = variant.lower()
     if key not in VARIANTS:
         raise ValueError(f'unknown DAMO-YOLO variant {variant!r}, expected '
                          f'one of {sorted(VARIANTS)}')
+    return key
+
+
+def find_config(relpath: str) -> str:
+    """Path of a shipped config (``relpath`` below ``configs/``), in the
+    source checkout or the mim install."""
     for d in _CONFIG_DIRS:
-        path = osp.join(d, VARIANTS[key][0])
+        path = osp.join(d, relpath)
         if osp.isfile(path):
             return path
     raise FileNotFoundError(
-        f'config {VARIANTS[key][0]} of variant {variant!r} not found in '
-        f'{list(_CONFIG_DIRS)}')
+        f'config {relpath} not found in {list(_CONFIG_DIRS)}')
+
+
+def variant_config(variant: str) -> str:
+    """Path of the config of a released variant (``'t'``, ``'Nm'``, ...)."""
+    return find_config(VARIANTS[_key(variant)][0])
 
 
 def variant_test_size(variant: str) -> int:
     """Square test size of a released variant."""
-    key = variant.lower()
-    if key not in VARIANTS:
-        raise ValueError(f'unknown DAMO-YOLO variant {variant!r}, expected '
-                         f'one of {sorted(VARIANTS)}')
-    return VARIANTS[key][1]
+    return VARIANTS[_key(variant)][1]
+
+
+def variant_of_config(config: str) -> Optional[str]:
+    """The variant whose config file ``config`` is (by file name), or None
+    for any other config."""
+    name = osp.basename(config)
+    for key, row in VARIANTS.items():
+        if row[0] == name:
+            return key
+    return None
+
+
+def is_nano(variant: str) -> bool:
+    """Whether a released variant is a nano model (Ns / Nm / Nl)."""
+    return _key(variant).startswith('n')
+
+
+def official_config_name(variant: str) -> str:
+    """File name of the official config of a released variant (in the
+    official ``configs/`` folder)."""
+    return VARIANTS[_key(variant)][2] + '.py'
