@@ -19,13 +19,7 @@ from damoyolo_mm.converters import (CheckpointMismatchError,
                                     official_key_to_ours)
 from damoyolo_mm.variants import variant_config
 
-
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 # official facts: state-dict key counts and parameter counts (training
