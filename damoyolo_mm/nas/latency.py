@@ -20,6 +20,7 @@ time by MAC-scaling the nearest measured point; ``measured`` marks which
 points are real measurements. Times are seconds per image (batch 1).
 """
 import bisect
+import contextlib
 import datetime
 import json
 import math
@@ -349,6 +350,19 @@ class TorchCPUBackend:
             torch.set_num_threads(prev)
 
 
+@contextlib.contextmanager
+def _exported(module: nn.Module, shapes: Sequence[Sequence[int]]):
+    """``module`` exported to a temporary ONNX file (opset 13) for random
+    inputs of ``shapes``; yields (path, {input name: tensor})."""
+    from damoyolo_mm.deploy.compat import onnx_export
+    inputs = {f'x{i}': torch.randn(*s) for i, s in enumerate(shapes)}
+    with tempfile.TemporaryDirectory() as d:
+        path = osp.join(d, 'op.onnx')
+        onnx_export(module.eval(), tuple(inputs.values()), path,
+                    input_names=list(inputs), opset_version=13)
+        yield path, inputs
+
+
 class OnnxRuntimeBackend:
     """ONNX Runtime CPU execution provider (module exported per query)."""
     name = 'onnxruntime-cpu'
@@ -369,17 +383,10 @@ class OnnxRuntimeBackend:
                            clock=self.clock)
 
     def time_module(self, module: nn.Module, *shapes: Sequence[int]) -> float:
-        from damoyolo_mm.deploy.compat import onnx_export
         from damoyolo_mm.deploy.export import ort_session
-        module = module.eval()
-        inputs = [torch.randn(*s) for s in shapes]
-        names = [f'x{i}' for i in range(len(inputs))]
-        with tempfile.TemporaryDirectory() as d:
-            path = osp.join(d, 'op.onnx')
-            onnx_export(module, tuple(inputs), path, input_names=names,
-                        opset_version=13)
+        with _exported(module, shapes) as (path, feed):
             sess = ort_session(path, threads=self.num_threads)
-        feed = {n: t.numpy() for n, t in zip(names, inputs)}
+        feed = {n: t.numpy() for n, t in feed.items()}
         return median_time(lambda: sess.run(None, feed), **self.timing)
 
 
@@ -403,18 +410,11 @@ class TensorRTBackend:
                            max_runs=max_runs, warmup=warmup)
 
     def time_module(self, module: nn.Module, *shapes: Sequence[int]) -> float:
-        from damoyolo_mm.deploy.compat import onnx_export
         from damoyolo_mm.deploy.tensorrt import TRTRunner, build_engine
-        module = module.eval()
-        inputs = [torch.randn(*s) for s in shapes]
-        names = [f'x{i}' for i in range(len(inputs))]
-        with tempfile.TemporaryDirectory() as d:
-            path = osp.join(d, 'op.onnx')
-            onnx_export(module, tuple(inputs), path, input_names=names,
-                        opset_version=13)
-            engine = build_engine(path, osp.join(d, 'op.engine'),
+        with _exported(module, shapes) as (path, feed):
+            engine = build_engine(path, path[:-len('.onnx')] + '.engine',
                                   fp16=self.fp16)
-            run = TRTRunner(engine).bind(dict(zip(names, inputs)))
+            run = TRTRunner(engine).bind(feed)
         return median_time(run, **self.timing)
 
 
