@@ -20,9 +20,10 @@ Two block implementations are modelled (``block_impl``):
 * ``'res'``: the TinyNAS residual super-net that DAMO-YOLO-T/S/M/L were
   searched with (``ResConvK1KX``: 1x1 -> kxk; ``ResConvKXKX``: kxk -> kxk).
 * ``'mobile'``: what DAMO-YOLO-Nano builds from a K1KX structure file: an
-  inverted residual 1x1 (expand to ``make_divisible(ceil(out*e))`` with
-  ``e = 3.5 + 0.5*(block_index-1)``) -> 5x5 depthwise (stride) -> 1x1;
-  ``btn`` and ``k`` of the file are not used by that block.
+  inverted residual 1x1 (expanded width from the backbone's own rule,
+  :func:`damoyolo_mm.models.backbones.tinynas.mobile_mid_channels`) -> 5x5
+  depthwise (stride) -> 1x1; ``btn`` and ``k`` of the file are not used by
+  that block.
 """
 from typing import Dict, List, Sequence, Tuple
 
