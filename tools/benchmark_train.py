@@ -31,9 +31,12 @@ import json
 import os.path as osp
 import sys
 
-HERE = osp.dirname(osp.abspath(__file__))
-if osp.dirname(HERE) not in sys.path:  # run from a source checkout
-    sys.path.insert(0, osp.dirname(HERE))
+# Run from a source checkout: import the clone's damoyolo_mm rather than an
+# installed copy (no-op for the copy mim runs from damoyolo_mm/.mim/tools).
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isfile(osp.join(_REPO, 'damoyolo_mm', '__init__.py')) and \
+        _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
 
 import torch  # noqa: E402
 
