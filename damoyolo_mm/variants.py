@@ -1,11 +1,9 @@
-"""The released DAMO-YOLO variants: the one table of their facts (config
-file, test size, official config name, nano or not) and where the configs
-live. Tools, benchmarks and deploy defaults read it; nothing restates it."""
+"""The released DAMO-YOLO variants and where their configs live."""
 import os.path as osp
 from typing import Dict, Optional
 
-#: variant -> (config file name, test size, official config name)
-#: (the nano variants are those whose key starts with ``n``)
+#: variant -> (config file name, test size, official config name); the nano
+#: variants are those whose key starts with ``n``
 VARIANTS: Dict[str, tuple] = {
     'ns': ('damoyolo_ns_coco.py', 416, 'damoyolo_tinynasL18_Ns'),
     'nm': ('damoyolo_nm_coco.py', 416, 'damoyolo_tinynasL18_Nm'),
@@ -23,33 +21,40 @@ _CONFIG_DIRS = (
 )
 
 
-def _key(variant: str) -> str:
+def variant_config(variant: str) -> str:
+    """Path of the config of a released variant (``'t'``, ``'Nm'``, ...)."""
     key = variant.lower()
     if key not in VARIANTS:
         raise ValueError(f'unknown DAMO-YOLO variant {variant!r}, expected '
                          f'one of {sorted(VARIANTS)}')
-    return key
+    for d in _CONFIG_DIRS:
+        path = osp.join(d, VARIANTS[key][0])
+        if osp.isfile(path):
+            return path
+    raise FileNotFoundError(
+        f'config {VARIANTS[key][0]} of variant {variant!r} not found in '
+        f'{list(_CONFIG_DIRS)}')
+
+
+def variant_test_size(variant: str) -> int:
+    """Square test size of a released variant."""
+    key = variant.lower()
+    if key not in VARIANTS:
+        raise ValueError(f'unknown DAMO-YOLO variant {variant!r}, expected '
+                         f'one of {sorted(VARIANTS)}')
+    return VARIANTS[key][1]
 
 
 def find_config(relpath: str) -> str:
-    """Path of a shipped config (``relpath`` below ``configs/``), in the
-    source checkout or the mim install."""
+    """Path of a shipped config (``relpath`` below ``configs/``, e.g.
+    ``'deploy/detection_onnxruntime_dynamic.py'``), in the source checkout
+    or the mim install."""
     for d in _CONFIG_DIRS:
         path = osp.join(d, relpath)
         if osp.isfile(path):
             return path
     raise FileNotFoundError(
         f'config {relpath} not found in {list(_CONFIG_DIRS)}')
-
-
-def variant_config(variant: str) -> str:
-    """Path of the config of a released variant (``'t'``, ``'Nm'``, ...)."""
-    return find_config(VARIANTS[_key(variant)][0])
-
-
-def variant_test_size(variant: str) -> int:
-    """Square test size of a released variant."""
-    return VARIANTS[_key(variant)][1]
 
 
 def variant_of_config(config: str) -> Optional[str]:
@@ -62,12 +67,20 @@ def variant_of_config(config: str) -> Optional[str]:
     return None
 
 
+def _row(variant: str) -> tuple:
+    """The table row of ``variant``; an unknown one raises the ValueError of
+    :func:`variant_test_size`."""
+    variant_test_size(variant)
+    return VARIANTS[variant.lower()]
+
+
 def is_nano(variant: str) -> bool:
     """Whether a released variant is a nano model (Ns / Nm / Nl)."""
-    return _key(variant).startswith('n')
+    _row(variant)
+    return variant.lower().startswith('n')
 
 
 def official_config_name(variant: str) -> str:
     """File name of the official config of a released variant (in the
     official ``configs/`` folder)."""
-    return VARIANTS[_key(variant)][2] + '.py'
+    return _row(variant)[2] + '.py'
