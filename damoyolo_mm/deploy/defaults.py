@@ -14,7 +14,8 @@ def default_deploy_config(backend: str, h: int, w: int, config: str) -> str:
         raise ValueError(
             f'{osp.basename(config)} is not the config of a released '
             'variant (damoyolo_mm.variants.VARIANTS), so no default deploy '
-            'config is known for it; pass one of configs/deploy/*.py')
+            'config is known for it; pass one of configs/deploy/*.py '
+            '(--deploy-cfg)')
     nano = is_nano(variant)
     if backend == 'onnxruntime':
         if (h, w) == (640, 640) and not nano:
