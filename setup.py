@@ -124,6 +124,7 @@ if __name__ == '__main__':
                                         'tools', 'projects')),
         include_package_data=True,
         package_data={'damoyolo_mm': ['.mim/**/*', 'models/backbones/structures/*.txt',
+                                      'nas/structures/*.txt',
                                       'nas/*.json', 'nas/**/*.json']},
         install_requires=install_requires,
         extras_require=extras_require,

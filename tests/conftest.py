@@ -46,6 +46,17 @@ def load_tool():
     return _load_tool
 
 
+@pytest.fixture(scope='module')
+def single_thread():
+    """One intra-op thread for a test module (``pytestmark =
+    pytest.mark.usefixtures('single_thread')``): on the shared 2-core
+    machine two threads are up to 20x slower under load; restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope='session')
 def golden_dir():
     if not osp.isdir(GOLDEN_DIR):

@@ -50,10 +50,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from damoyolo_mm.models.detectors import (CheckpointMismatchError,
-                                              convert_official_checkpoint,
-                                              variant_config)
+    from damoyolo_mm.converters import (CheckpointMismatchError,
+                                        convert_official_checkpoint)
     from damoyolo_mm.utils import register_all_modules
+    from damoyolo_mm.variants import variant_config
     register_all_modules(init_default_scope=True)
     config = args.config or variant_config(args.variant)
     cfg = Config.fromfile(config)

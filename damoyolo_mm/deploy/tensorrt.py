@@ -29,7 +29,7 @@ faithful CPU reference of the plugin.
 """
 import os
 import os.path as osp
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -352,8 +352,10 @@ class TRTRunner:
         }
         return mapping[self.engine.get_tensor_dtype(name)]
 
-    def __call__(self, inputs: Union[Tensor, Dict[str, Tensor]]
-                 ) -> Dict[str, Tensor]:
+    def bind(self, inputs: Union[Tensor, Dict[str, Tensor]]
+             ) -> Callable[[], Dict[str, Tensor]]:
+        """Bind input and output buffers once; the returned function runs
+        the engine on them (and synchronises) and returns the outputs."""
         if isinstance(inputs, Tensor):
             inputs = {self.input_names[0]: inputs}
         stream = torch.cuda.current_stream(self.device)
@@ -371,7 +373,16 @@ class TRTRunner:
                               device=self.device)
             outputs[name] = out
             self.context.set_tensor_address(name, out.data_ptr())
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError('TensorRT execute_async_v3 failed')
-        stream.synchronize()
-        return outputs
+
+        def run() -> Dict[str, Tensor]:
+            if not self.context.execute_async_v3(stream.cuda_stream):
+                raise RuntimeError('TensorRT execute_async_v3 failed')
+            stream.synchronize()
+            return outputs
+
+        run.inputs = keep  # the bound input buffers must stay alive
+        return run
+
+    def __call__(self, inputs: Union[Tensor, Dict[str, Tensor]]
+                 ) -> Dict[str, Tensor]:
+        return self.bind(inputs)()

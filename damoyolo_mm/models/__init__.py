@@ -1,2 +1,2 @@
-from . import (backbones, data_preprocessors, dense_heads, detectors,  # noqa
-               distillers, layers, necks, task_modules)
+from . import (backbones, dense_heads, detectors, distillers, layers,  # noqa
+               necks, task_modules)

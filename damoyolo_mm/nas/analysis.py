@@ -20,33 +20,20 @@ Two block implementations are modelled (``block_impl``):
 * ``'res'``: the TinyNAS residual super-net that DAMO-YOLO-T/S/M/L were
   searched with (``ResConvK1KX``: 1x1 -> kxk; ``ResConvKXKX``: kxk -> kxk).
 * ``'mobile'``: what DAMO-YOLO-Nano builds from a K1KX structure file: an
-  inverted residual 1x1 (expand to ``make_divisible(ceil(out*e))`` with
-  ``e = 3.5 + 0.5*(block_index-1)``) -> 5x5 depthwise (stride) -> 1x1;
-  ``btn`` and ``k`` of the file are not used by that block.
+  inverted residual 1x1 (expanded width from the backbone's own rule,
+  :func:`damoyolo_mm.models.backbones.tinynas.mobile_mid_channels`) -> 5x5
+  depthwise (stride) -> 1x1; ``btn`` and ``k`` of the file are not used by
+  that block.
 """
-import math
 from typing import Dict, List, Sequence, Tuple
+
+from damoyolo_mm.models.backbones.tinynas import mobile_mid_channels
 
 BLOCK_IMPLS = ('res', 'mobile')
 MOBILE_DW_KERNEL = 5
 
 # one conv: (in_channels, out_channels, kernel, stride, groups)
 Conv = Tuple[int, int, int, int, int]
-
-
-def make_divisible(v: float, divisor: int = 8) -> int:
-    """Round channels as DAMO-YOLO does (at least ``divisor``, +divisor if the
-    rounding lost more than 10%)."""
-    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
-def mobile_mid_channels(out_channels: int, block_index: int) -> int:
-    """Expanded width of a Nano inverted-residual block."""
-    ratio = 3.5 + (block_index - 1) * 0.5
-    return make_divisible(math.ceil(out_channels * ratio))
 
 
 def _check_impl(block_impl: str) -> None:

@@ -3,7 +3,7 @@ from typing import Dict, Sequence
 
 from .analysis import count as _count
 from .scores import DAMOYOLO_STAGE_WEIGHTS, entropy_score, madnas_score
-from .structure import StructureLike, load_structure
+from .structure import StructureLike, load_search_structure
 
 SCORE_TYPES = ('madnas', 'entropy')
 
@@ -31,7 +31,7 @@ def score(structure: StructureLike,
     Returns:
         float: the score (for ``entropy`` the mean over repeats).
     """
-    blocks = load_structure(structure)
+    blocks = load_search_structure(structure)
     if score_type == 'madnas':
         if kwargs:
             raise TypeError(f'madnas takes no extra arguments, got '
@@ -51,4 +51,4 @@ def count(structure: StructureLike, image_size: int = 320,
     ``image_size`` is the side of the stem input in search format (320 for a
     640 px detector input after space-to-depth).
     """
-    return _count(load_structure(structure), image_size, block_impl)
+    return _count(load_search_structure(structure), image_size, block_impl)

@@ -20,21 +20,22 @@ time by MAC-scaling the nearest measured point; ``measured`` marks which
 points are real measurements. Times are seconds per image (batch 1).
 """
 import bisect
+import contextlib
 import datetime
 import json
 import math
 import os
 import os.path as osp
-import platform
 import statistics
 import tempfile
-import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from damoyolo_mm.benchmark.timing import machine_info, median_time
 
 LUT_FORMAT = 'damoyolo_mm.nas.latency_lut/1'
 DEFAULT_LUT = osp.join(osp.dirname(osp.abspath(__file__)), 'latency_luts',
@@ -293,47 +294,6 @@ class BackendUnavailable(RuntimeError):
     """The requested measuring backend cannot run on this machine."""
 
 
-def machine_info(num_threads: Optional[int] = None) -> dict:
-    return dict(platform=platform.platform(), processor=_cpu_name(),
-                python=platform.python_version(), torch=torch.__version__,
-                cpu_count=os.cpu_count(),
-                torch_threads=num_threads or torch.get_num_threads())
-
-
-def _cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
-
-
-def _median_time(run: Callable[[], None], min_time: float, min_runs: int,
-                 max_runs: int, warmup: int,
-                 flush: Optional[Callable[[], None]] = None,
-                 clock: str = 'wall') -> float:
-    """Median run time. ``clock='cpu'`` uses the process CPU time, which a
-    busy machine does not inflate (exact for single-threaded runs only);
-    ``'wall'`` the wall clock."""
-    now = time.process_time if clock == 'cpu' else time.perf_counter
-    for _ in range(warmup):
-        run()
-    times = []
-    start = time.perf_counter()
-    while len(times) < max_runs:
-        if flush is not None:
-            flush()
-        t0 = now()
-        run()
-        times.append(now() - t0)
-        if len(times) >= min_runs and time.perf_counter() - start >= min_time:
-            break
-    return statistics.median(times)
-
-
 def _pick_clock(clock: str, num_threads: int) -> str:
     if clock == 'auto':
         return 'cpu' if num_threads == 1 else 'wall'
@@ -384,10 +344,23 @@ class TorchCPUBackend:
             inputs = [torch.randn(*s) for s in shapes]
             fl = self._flush if flush and self._buf is not None else None
             with torch.inference_mode():
-                return _median_time(lambda: module(*inputs), flush=fl,
+                return median_time(lambda: module(*inputs), flush=fl,
                                     **self.timing)
         finally:
             torch.set_num_threads(prev)
+
+
+@contextlib.contextmanager
+def _exported(module: nn.Module, shapes: Sequence[Sequence[int]]):
+    """``module`` exported to a temporary ONNX file (opset 13) for random
+    inputs of ``shapes``; yields (path, {input name: tensor})."""
+    from damoyolo_mm.deploy.compat import onnx_export
+    inputs = {f'x{i}': torch.randn(*s) for i, s in enumerate(shapes)}
+    with tempfile.TemporaryDirectory() as d:
+        path = osp.join(d, 'op.onnx')
+        onnx_export(module.eval(), tuple(inputs.values()), path,
+                    input_names=list(inputs), opset_version=13)
+        yield path, inputs
 
 
 class OnnxRuntimeBackend:
@@ -410,21 +383,11 @@ class OnnxRuntimeBackend:
                            clock=self.clock)
 
     def time_module(self, module: nn.Module, *shapes: Sequence[int]) -> float:
-        import onnxruntime as ort
-        module = module.eval()
-        inputs = [torch.randn(*s) for s in shapes]
-        names = [f'x{i}' for i in range(len(inputs))]
-        with tempfile.TemporaryDirectory() as d:
-            path = osp.join(d, 'op.onnx')
-            torch.onnx.export(module, tuple(inputs), path, input_names=names,
-                              opset_version=13, dynamo=False)
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.num_threads
-            opts.inter_op_num_threads = 1
-            sess = ort.InferenceSession(path, opts,
-                                        providers=['CPUExecutionProvider'])
-        feed = {n: t.numpy() for n, t in zip(names, inputs)}
-        return _median_time(lambda: sess.run(None, feed), **self.timing)
+        from damoyolo_mm.deploy.export import ort_session
+        with _exported(module, shapes) as (path, feed):
+            sess = ort_session(path, threads=self.num_threads)
+        feed = {n: t.numpy() for n, t in feed.items()}
+        return median_time(lambda: sess.run(None, feed), **self.timing)
 
 
 class TensorRTBackend:
@@ -447,44 +410,12 @@ class TensorRTBackend:
                            max_runs=max_runs, warmup=warmup)
 
     def time_module(self, module: nn.Module, *shapes: Sequence[int]) -> float:
-        import tensorrt as trt
-        module = module.eval()
-        inputs = [torch.randn(*s) for s in shapes]
-        names = [f'x{i}' for i in range(len(inputs))]
-        logger = trt.Logger(trt.Logger.WARNING)
-        with tempfile.TemporaryDirectory() as d:
-            path = osp.join(d, 'op.onnx')
-            torch.onnx.export(module, tuple(inputs), path, input_names=names,
-                              opset_version=13, dynamo=False)
-            builder = trt.Builder(logger)
-            network = builder.create_network(0)
-            parser = trt.OnnxParser(network, logger)
-            with open(path, 'rb') as f:
-                if not parser.parse(f.read()):
-                    raise RuntimeError('TensorRT could not parse the ONNX op: '
-                                       + str(parser.get_error(0)))
-            config = builder.create_builder_config()
-            if self.fp16 and hasattr(trt.BuilderFlag, 'FP16'):
-                config.set_flag(trt.BuilderFlag.FP16)
-            engine_bytes = builder.build_serialized_network(network, config)
-        engine = trt.Runtime(logger).deserialize_cuda_engine(engine_bytes)
-        context = engine.create_execution_context()
-        buffers = []
-        for i in range(engine.num_io_tensors):
-            name = engine.get_tensor_name(i)
-            shape = tuple(context.get_tensor_shape(name))
-            buf = torch.empty(shape, device='cuda', dtype=torch.float32)
-            if name in names:
-                buf.copy_(inputs[names.index(name)])
-            context.set_tensor_address(name, buf.data_ptr())
-            buffers.append(buf)
-        stream = torch.cuda.Stream()
-
-        def run():
-            context.execute_async_v3(stream.cuda_stream)
-            stream.synchronize()
-
-        return _median_time(run, **self.timing)
+        from damoyolo_mm.deploy.tensorrt import TRTRunner, build_engine
+        with _exported(module, shapes) as (path, feed):
+            engine = build_engine(path, path[:-len('.onnx')] + '.engine',
+                                  fp16=self.fp16)
+            run = TRTRunner(engine).bind(feed)
+        return median_time(run, **self.timing)
 
 
 BACKENDS = {
@@ -708,7 +639,7 @@ def random_structures(n: int, block_class: str = 'SuperResConvK1KX',
     initial structure (used to calibrate a table on networks other than
     the ones it is validated on)."""
     import random as _random
-    from .official import damoyolo_init_structure
+    from .structure import damoyolo_init_structure
     from .spaces import ResK1KXSpace, ResKXKXSpace
     space_cls = ResKXKXSpace if block_class == 'SuperResConvKXKX' \
         else ResK1KXSpace

@@ -47,13 +47,11 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import RUNNERS
 
-from .analysis import stage_info
 from .budget import Budget, BudgetError
 from .evolution import EvolutionSearch, check_feasible
 from .latency import DEFAULT_LUT, LatencyLUT
 from .registry import NAS_SCORES, NAS_SPACES
-from .structure import (format_structure, load_structure, save_structure_txt,
-                        to_damoyolo_format)
+from .structure import format_structure, save_structure_txt, to_damoyolo_format
 
 STATE_FILE = 'search_state.pkl'
 CSV_FILE = 'candidates.csv'
@@ -107,24 +105,21 @@ def _file_sha1(path: str) -> str:
 
 
 def neck_in_channels(backbone_cfg: dict, blocks_damoyolo: list) -> list:
-    """Channels of the backbone outputs the neck receives.
-
-    TinyNASRes / TinyNASMob output the structure entries ``out_indices``
-    (0 = stem); TinyNASCSP outputs CSP stages (stem, b1, b2, b3+b4, b5 for a
-    6-entry structure).
-    """
-    btype = backbone_cfg.get('type', '')
-    idx = list(backbone_cfg.get('out_indices', (2, 4, 5)))
-    outs = [b['out'] for b in blocks_damoyolo]
-    if 'CSP' in btype:
-        info = stage_info(load_structure(blocks_damoyolo))
-        outs = [outs[i] for i in info['last_index']]
+    """Channels of the backbone outputs the neck receives: the backbone of
+    the detection config, built on the meta device (no weights allocated)
+    from the searched structure, reports its ``out_channels``."""
+    from mmdet.registry import MODELS
+    cfg = copy.deepcopy(dict(backbone_cfg))
+    cfg.update(structure=copy.deepcopy(blocks_damoyolo), init_cfg=None)
     try:
-        return [outs[i] for i in idx]
-    except IndexError:
+        with torch.device('meta'):
+            backbone = MODELS.build(cfg)
+    except ValueError as err:
         raise SearchConfigError(
-            f'backbone out_indices {idx} do not fit the searched structure '
-            f'({len(outs)} outputs)')
+            f'backbone {cfg.get("type")!r} (out_indices '
+            f'{list(cfg.get("out_indices", ()))}) does not fit the searched '
+            f'structure: {err}') from err
+    return list(backbone.out_channels)
 
 
 @RUNNERS.register_module()

@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from .analysis import block_cost, block_ops, inner_convs
 from .registry import NAS_SPACES
 from .scores import conv_log_std
-from .structure import STEM_CLASS, StructureError, load_structure
+from .structure import STEM_CLASS, StructureError, load_search_structure
 
 Encoded = Tuple[Tuple[int, int, int, int], ...]
 
@@ -160,7 +160,7 @@ class BaseResSpace:
         """Fix strides / stem input from the initial structure and the
         limits the mutation needs. Returns the encoded initial structure."""
         name = type(self).__name__
-        blocks = load_structure(init_structure)
+        blocks = load_search_structure(init_structure)
         for i, b in enumerate(blocks[1:], 1):
             if b['class'] != self.block_class:
                 raise StructureError(

@@ -21,8 +21,7 @@ def build_fused_model(variant: str, golden_dir: str):
     from mmdet.registry import MODELS
     from mmengine.config import Config
 
-    from damoyolo_mm.models.detectors.convert import \
-        convert_official_state_dict
+    from damoyolo_mm.converters import convert_official_state_dict
     cfg = Config.fromfile(osp.join(REPO, VARIANTS[variant][0]))
     model = MODELS.build(cfg.model)
     ckpt = torch.load(

@@ -18,8 +18,7 @@ def ns_ckpt(golden_dir, tmp_path_factory):
     """An mmdet-layout checkpoint of Ns (golden weights, converted)."""
     pytest.importorskip('mmdeploy')
     from mmdet.registry import MODELS
-    from damoyolo_mm.models.detectors.convert import \
-        convert_official_state_dict
+    from damoyolo_mm.converters import convert_official_state_dict
     cfg = Config.fromfile(osp.join(REPO, 'configs/damoyolo_ns_coco.py'))
     model = MODELS.build(cfg.model)
     ck = torch.load(osp.join(golden_dir, 'Ns_ckpt_fp16.pth'),

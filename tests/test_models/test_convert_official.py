@@ -12,20 +12,14 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
-from damoyolo_mm.models.detectors import (CheckpointMismatchError,
-                                          convert_official_checkpoint,
-                                          convert_official_state_dict,
-                                          official_key_to_ours,
-                                          variant_config)
-from damoyolo_mm.models.detectors.complexity import reparameterize
+from damoyolo_mm.analysis import reparameterize
+from damoyolo_mm.converters import (CheckpointMismatchError,
+                                    convert_official_checkpoint,
+                                    convert_official_state_dict,
+                                    official_key_to_ours)
+from damoyolo_mm.variants import variant_config
 
-
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 # official facts: state-dict key counts and parameter counts (training

@@ -6,30 +6,13 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.structures import InstanceData
+from model_helpers import randomize_bn
 
-from damoyolo_mm.models.detectors import (DAMOYOLO, VARIANTS,
-                                          variant_config)
+from damoyolo_mm.models.detectors import DAMOYOLO
 from damoyolo_mm.models.layers import RepConv
+from damoyolo_mm.variants import VARIANTS, variant_config
 
-
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def randomize_bn(module, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            c = m.num_features
-            m.weight.data = 1 + 0.1 * torch.randn(c, generator=g)
-            m.bias.data = 0.1 * torch.randn(c, generator=g)
-            m.running_mean = 0.1 * torch.randn(c, generator=g)
-            m.running_var = 0.5 + torch.rand(c, generator=g)
-    return module
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 # per-variant values of the official configs

@@ -12,23 +12,14 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from damoyolo_mm.models.detectors import (convert_official_state_dict,
-                                          variant_config)
+from damoyolo_mm.converters import convert_official_state_dict
+from damoyolo_mm.variants import variant_config
 
 FEAT_ATOL = 1e-4
 CLS_ATOL = 1e-4
 BOX_ATOL = 1e-3
 
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    # one intra-op thread: on the shared 2-core machine two threads are up
-    # to 20x slower under load; restored for the other test modules
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 # Measured (fp32 CPU, 1 thread): backbone / neck features <= 1.8e-6, class

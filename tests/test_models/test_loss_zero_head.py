@@ -173,8 +173,7 @@ def t_model(repo_root):
 
 
 def _load_case(model, golden_dir, train_golden, case):
-    from damoyolo_mm.models.detectors.convert import \
-        convert_official_state_dict
+    from damoyolo_mm.converters import convert_official_state_dict
     official = dict(
         torch.load(
             osp.join(golden_dir, 'T_ckpt_fp16.pth'),

@@ -1,19 +1,12 @@
 """Params and GFLOPs of the released variants (published convention)."""
 import pytest
-import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from damoyolo_mm.models.detectors import (get_model_complexity,
-                                          variant_config)
+from damoyolo_mm.analysis import get_model_complexity
+from damoyolo_mm.variants import variant_config
 
-
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 # variant: (size, exact deploy params, README params M, README GFLOPs,

@@ -9,13 +9,7 @@ from damoyolo_mm.models.layers import (MobileInvertedBlock, RepConv,
                                        RepGFPNBasicBlock)
 from damoyolo_mm.models.necks import RepGFPN
 
-
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def _feats(channels, size=32, batch=1):

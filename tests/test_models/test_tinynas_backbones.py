@@ -5,32 +5,14 @@ import pytest
 import torch
 import torch.nn as nn
 from mmdet.registry import MODELS
+from model_helpers import randomize_bn
 
 from damoyolo_mm.models.backbones import (TinyNASCSP, TinyNASMob, TinyNASRes,
                                           list_structures, load_structure)
 from damoyolo_mm.models.backbones.structure import STRUCTURE_DIR
 from damoyolo_mm.models.layers import RepConv
 
-
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def randomize_bn(module, seed=0):
-    """Non-trivial BN statistics so that re-parameterisation is tested."""
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            c = m.num_features
-            m.weight.data = 1 + 0.1 * torch.randn(c, generator=g)
-            m.bias.data = 0.1 * torch.randn(c, generator=g)
-            m.running_mean = 0.1 * torch.randn(c, generator=g)
-            m.running_var = 0.5 + torch.rand(c, generator=g)
-    return module
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 T_SPEC = [

@@ -6,7 +6,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from damoyolo_mm.nas import NASSearchRunner, load_structure
+from damoyolo_mm.nas import NASSearchRunner
+from damoyolo_mm.nas import load_search_structure as load_structure
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

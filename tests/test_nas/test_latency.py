@@ -7,7 +7,8 @@ import torch
 from mmengine.config import Config
 from torch.utils.flop_counter import FlopCounterMode
 
-from damoyolo_mm.nas import LatencyLUT, LatencyLUTError, load_structure
+from damoyolo_mm.nas import LatencyLUT, LatencyLUTError
+from damoyolo_mm.nas import load_search_structure as load_structure
 from damoyolo_mm.nas import latency as L
 
 TINY = dict(channels=(8, 16, 32), heights=(8, 16, 32), dw_channels=(16, 32),

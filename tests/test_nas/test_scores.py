@@ -6,8 +6,9 @@ import os.path as osp
 import pytest
 
 from damoyolo_mm.nas import (OFFICIAL_STRUCTURES, StructureError, count,
-                             entropy_score, load_structure, madnas_details,
-                             score, to_damoyolo_format, to_search_format)
+                             entropy_score, madnas_details, score,
+                             to_damoyolo_format, to_search_format)
+from damoyolo_mm.nas import load_search_structure as load_structure
 from damoyolo_mm.nas.analysis import mobile_mid_channels
 
 

@@ -9,7 +9,8 @@ from mmengine.config import Config
 
 from damoyolo_mm.nas import (Budget, BudgetError, EvolutionSearch,
                              NASSearchRunner, SearchConfigError, count,
-                             load_structure, madnas_score, score)
+                             madnas_score, score)
+from damoyolo_mm.nas import load_search_structure as load_structure
 from damoyolo_mm.nas.evolution import Population
 from damoyolo_mm.nas.registry import NAS_SPACES
 

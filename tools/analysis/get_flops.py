@@ -65,8 +65,8 @@ def main(argv=None):
     import torch
     from mmdet.registry import MODELS
 
-    from damoyolo_mm.models.detectors import (get_model_complexity,
-                                              variant_config)
+    from damoyolo_mm.analysis import get_model_complexity
+    from damoyolo_mm.variants import variant_config
     from damoyolo_mm.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     config = args.config or variant_config(args.variant)

@@ -32,7 +32,7 @@ from damoyolo_mm.nas.latency import (DEFAULT_LUT, BackendUnavailable,
                                      LatencyLUT, build_backend, build_lut,
                                      calibrate_lut, random_structures,
                                      save_lut, validate_lut)
-from damoyolo_mm.nas.structure import load_structure
+from damoyolo_mm.nas.structure import load_search_structure
 
 
 GRIDS = dict(
@@ -150,7 +150,7 @@ def validate(args) -> int:
         return 2
     print(f'validating {lut.describe()} (tolerance '
           f'{args.tolerance * 100:.0f}%)', flush=True)
-    structures = {s: load_structure(s) for s in args.structures}
+    structures = {s: load_search_structure(s) for s in args.structures}
     results = validate_lut(lut, backend, structures, args.image_size,
                            args.tolerance, args.block_impl,
                            progress=lambda m: print(m, flush=True))

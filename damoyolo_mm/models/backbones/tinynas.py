@@ -8,7 +8,7 @@ All three take the structure spec of :mod:`.structure`, return the feature
 maps of ``out_indices`` as a tuple and expose ``out_channels`` (one entry per
 ``out_indices``) so that any mmdet neck can consume them.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -20,8 +20,26 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers import (DEFAULT_NORM_CFG, DAMOFocus, DAMOSPPBottleneck,
-                      MobileInvertedBlock, TinyNASResBlock)
+                      MobileInvertedBlock, TinyNASResBlock, expanded_channels)
 from .structure import STAGE_CLASSES, StructureType, load_structure
+
+
+def mobile_expand_ratio(stage_class: str, index: int) -> float:
+    """Expansion ratio of the inverted-residual blocks of spec stage
+    ``index`` (1 = first after the stem) in the nano backbones:
+    ``3.5 + 0.5 * (index - 1)`` for ``SuperResConvK1KX``, 2.5 for
+    ``SuperResConvKXKX`` stages."""
+    if stage_class == 'SuperResConvK1KX':
+        return 3.5 + (index - 1) * 0.5
+    return 2.5
+
+
+def mobile_mid_channels(out_channels: int, index: int,
+                        stage_class: str = 'SuperResConvK1KX') -> int:
+    """Expanded width of a nano inverted-residual block of spec stage
+    ``index``."""
+    return expanded_channels(out_channels,
+                             mobile_expand_ratio(stage_class, index))
 
 
 class TinyNASBase(BaseModule):
@@ -60,14 +78,44 @@ class TinyNASBase(BaseModule):
         self.out_channels = [self.layer_out_channels[i]
                              for i in self.out_indices]
 
-    def _make_stem(self, stage: Dict, use_focus: bool, stride: int,
-                   norm_cfg: ConfigType, act_cfg: OptConfigType) -> nn.Module:
+    def _add_stem(self, use_focus: bool, stride: int, norm_cfg: ConfigType,
+                  act_cfg: OptConfigType) -> None:
+        """``self.stem`` from spec stage 0: a Focus or a ``k``x``k`` conv
+        with ``stride``."""
+        stage = self.structure[0]
         if use_focus:
-            return DAMOFocus(stage['in'], stage['out'], stage['k'],
-                             norm_cfg=norm_cfg, act_cfg=act_cfg)
-        return ConvModule(stage['in'], stage['out'], stage['k'],
-                          stride=stride, padding=(stage['k'] - 1) // 2,
-                          norm_cfg=norm_cfg, act_cfg=act_cfg)
+            self.stem = DAMOFocus(stage['in'], stage['out'], stage['k'],
+                                  norm_cfg=norm_cfg, act_cfg=act_cfg)
+        else:
+            self.stem = ConvModule(
+                stage['in'], stage['out'], stage['k'], stride=stride,
+                padding=(stage['k'] - 1) // 2, norm_cfg=norm_cfg,
+                act_cfg=act_cfg)
+        self.layers.append('stem')
+        self.layer_out_channels.append(stage['out'])
+
+    def _add_block_stages(self, make_block: Callable[[int, dict, int],
+                                                     nn.Module],
+                          with_spp: bool, norm_cfg: ConfigType,
+                          spp_act_cfg: OptConfigType) -> None:
+        """One ``stage{i}`` per spec stage: ``L`` blocks
+        ``make_block(i, stage, j)``, an SPP after the first block of the
+        last stage with ``with_spp``."""
+        stages = self.structure
+        last = len(stages) - 1
+        for idx, st in enumerate(stages[1:], start=1):
+            blocks = []
+            for b in range(st['L']):
+                blocks.append(make_block(idx, st, b))
+                if b == 0 and with_spp and idx == last:
+                    blocks.append(
+                        DAMOSPPBottleneck(st['out'], st['out'],
+                                          norm_cfg=norm_cfg,
+                                          act_cfg=spp_act_cfg))
+            self.add_module(f'stage{idx}', nn.Sequential(*blocks))
+            self.layers.append(f'stage{idx}')
+            self.layer_out_channels.append(st['out'])
+        self._check_out_indices()
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         outs = []
@@ -134,30 +182,16 @@ class TinyNASRes(TinyNASBase):
         super().__init__(structure, out_indices, frozen_stages, norm_eval,
                          init_cfg)
         stages = self.structure
-        self.stem = self._make_stem(stages[0], use_focus, stages[0]['s'],
-                                    norm_cfg, act_cfg)
-        self.layers.append('stem')
-        self.layer_out_channels.append(stages[0]['out'])
-        last = len(stages) - 1
-        for idx, st in enumerate(stages[1:], start=1):
-            blocks = []
-            for b in range(st['L']):
-                blocks.append(
-                    TinyNASResBlock(
-                        st['in'] if b == 0 else st['out'], st['out'],
-                        st['btn'], st['k'], st['s'] if b == 0 else 1,
-                        block_type=STAGE_CLASSES[st['class']],
-                        reparam=reparam, norm_cfg=norm_cfg,
-                        act_cfg=act_cfg))
-                if b == 0 and with_spp and idx == last:
-                    blocks.append(
-                        DAMOSPPBottleneck(st['out'], st['out'],
-                                          norm_cfg=norm_cfg,
-                                          act_cfg=spp_act_cfg))
-            self.add_module(f'stage{idx}', nn.Sequential(*blocks))
-            self.layers.append(f'stage{idx}')
-            self.layer_out_channels.append(st['out'])
-        self._check_out_indices()
+        self._add_stem(use_focus, stages[0]['s'], norm_cfg, act_cfg)
+
+        def block(idx: int, st: dict, b: int) -> nn.Module:
+            return TinyNASResBlock(
+                st['in'] if b == 0 else st['out'], st['out'], st['btn'],
+                st['k'], st['s'] if b == 0 else 1,
+                block_type=STAGE_CLASSES[st['class']], reparam=reparam,
+                norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+        self._add_block_stages(block, with_spp, norm_cfg, spp_act_cfg)
 
 
 @MODELS.register_module()
@@ -211,36 +245,18 @@ class TinyNASMob(TinyNASBase):
             raise ValueError(
                 f'TinyNASMob: expand_ratios needs {len(stages) - 1} values '
                 f'(one per non-stem stage), got {list(expand_ratios)}')
-        self.stem = self._make_stem(stages[0], use_focus, 2, norm_cfg,
-                                    act_cfg)
-        self.layers.append('stem')
-        self.layer_out_channels.append(stages[0]['out'])
-        last = len(stages) - 1
-        for idx, st in enumerate(stages[1:], start=1):
-            if expand_ratios is not None:
-                ratio = expand_ratios[idx - 1]
-            elif st['class'] == 'SuperResConvK1KX':
-                ratio = 3.5 + (idx - 1) * 0.5
-            else:
-                ratio = 2.5
-            blocks = []
-            for b in range(st['L']):
-                blocks.append(
-                    MobileInvertedBlock(
-                        st['in'] if b == 0 else st['out'], st['out'],
-                        stride=st['s'] if b == 0 else 1, expand_ratio=ratio,
-                        dw_kernel_size=5, use_se=use_se,
-                        depthwise=depthwise, norm_cfg=norm_cfg,
-                        act_cfg=act_cfg))
-                if b == 0 and with_spp and idx == last:
-                    blocks.append(
-                        DAMOSPPBottleneck(st['out'], st['out'],
-                                          norm_cfg=norm_cfg,
-                                          act_cfg=spp_act_cfg))
-            self.add_module(f'stage{idx}', nn.Sequential(*blocks))
-            self.layers.append(f'stage{idx}')
-            self.layer_out_channels.append(st['out'])
-        self._check_out_indices()
+        self._add_stem(use_focus, 2, norm_cfg, act_cfg)
+
+        def block(idx: int, st: dict, b: int) -> nn.Module:
+            ratio = (expand_ratios[idx - 1] if expand_ratios is not None
+                     else mobile_expand_ratio(st['class'], idx))
+            return MobileInvertedBlock(
+                st['in'] if b == 0 else st['out'], st['out'],
+                stride=st['s'] if b == 0 else 1, expand_ratio=ratio,
+                dw_kernel_size=5, use_se=use_se, depthwise=depthwise,
+                norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+        self._add_block_stages(block, with_spp, norm_cfg, spp_act_cfg)
 
 
 class TinyNASCSPStage(BaseModule):
@@ -343,10 +359,7 @@ class TinyNASCSP(TinyNASBase):
         super().__init__(structure, out_indices, frozen_stages, norm_eval,
                          init_cfg)
         stages = self.structure
-        self.stem = self._make_stem(stages[0], use_focus, stages[0]['s'],
-                                    norm_cfg, act_cfg)
-        self.layers.append('stem')
-        self.layer_out_channels.append(stages[0]['out'])
+        self._add_stem(use_focus, stages[0]['s'], norm_cfg, act_cfg)
         groups: List[List[int]] = []
         for idx, st in enumerate(stages[1:], start=1):
             if st['s'] == 2:
