@@ -4,11 +4,8 @@
 _base_ = ['./_base_/damoyolo_search.py']
 
 search_space = dict(type='ResKXKXSpace')  # the base's channel ranges
-# the base's start structure with KXKX blocks
-init_structure = [
-    dict(b, **{'class': b['class'].replace('K1KX', 'KXKX')})
-    for b in _base_.init_structure
-]
+# the start structure with KXKX blocks
+init_structure = 'mae_nas_init_kxkx'
 
 # latency: 0.9991 x the published M backbone, predicted with the shipped
 # PyTorch-CPU table.

@@ -25,20 +25,9 @@ search_space = dict(
     num_mutations=2,
     exclude_stem=False)
 
-# The initial structure of every DAMO-YOLO search.
-init_structure = [
-    dict({'class': 'ConvKXBNRELU'}, **{'in': 12, 'out': 32, 's': 1, 'k': 3}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 32, 'out': 48, 's': 2, 'k': 3, 'L': 1, 'btn': 32}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 48, 'out': 96, 's': 2, 'k': 3, 'L': 1, 'btn': 48}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 96, 'out': 96, 's': 2, 'k': 3, 'L': 1, 'btn': 96}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 96, 'out': 192, 's': 1, 'k': 3, 'L': 1, 'btn': 96}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 192, 'out': 384, 's': 2, 'k': 3, 'L': 1, 'btn': 192}),
-]
+# The initial structure of every DAMO-YOLO search: a shipped structure file
+# (damoyolo_mm/nas/structures/mae_nas_init_k1kx.txt; a path or a list works too).
+init_structure = 'mae_nas_init_k1kx'
 
 # madnas: the closed-form MAE score all DAMO-YOLO searches used.
 score = dict(type='madnas', stage_weights=[0, 0, 1, 1, 16])

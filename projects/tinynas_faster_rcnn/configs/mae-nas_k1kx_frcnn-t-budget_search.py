@@ -31,21 +31,9 @@ search_space = dict(
     num_mutations=2,
     exclude_stem=False)
 
-# the initial structure of the DAMO-YOLO searches (search format: the stem
-# reads the 12-channel space-to-depth input)
-init_structure = [
-    dict({'class': 'ConvKXBNRELU'}, **{'in': 12, 'out': 32, 's': 1, 'k': 3}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 32, 'out': 48, 's': 2, 'k': 3, 'L': 1, 'btn': 32}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 48, 'out': 96, 's': 2, 'k': 3, 'L': 1, 'btn': 48}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 96, 'out': 96, 's': 2, 'k': 3, 'L': 1, 'btn': 96}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 96, 'out': 192, 's': 1, 'k': 3, 'L': 1, 'btn': 96}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 192, 'out': 384, 's': 2, 'k': 3, 'L': 1, 'btn': 192}),
-]
+# the initial structure of the DAMO-YOLO searches (a shipped structure file,
+# search format: the stem reads the 12-channel space-to-depth input)
+init_structure = 'mae_nas_init_k1kx'
 
 # Faster R-CNN's FPN reads the stride-4 stage too (DAMO-YOLO starts at
 # stride 8 and weights [0, 0, 1, 1, 16]), so stage 1 gets weight 1.
