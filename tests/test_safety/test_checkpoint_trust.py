@@ -201,3 +201,26 @@ def test_tools_test_refuses_a_malicious_checkpoint(demo_data_root, tmp_path):
     assert not marker.exists(), 'the payload ran'
     last = out.stderr.strip().splitlines()[-1]
     assert path in last and '--trust-pickle' in last, out.stderr[-2000:]
+
+
+def test_numpy1_era_checkpoints_load_weights_only(tmp_path):
+    """Checkpoints written with numpy 1.x (e.g. mmdet's released weights)
+    name ``numpy.core.multiarray``; they load without any flag too."""
+    new = tmp_path / 'numpy2.pth'
+    torch.save(dict(meta=dict(a=np.arange(3), s=np.float64(2.5)),
+                    message_hub=dict(log_scalars={
+                        'loss': HistoryBuffer([1.0, 3.0], [1, 1])}),
+                    state_dict={'w': torch.ones(2)}), new)
+    old = tmp_path / 'numpy1.pth'
+    with zipfile.ZipFile(new) as src, zipfile.ZipFile(old, 'w') as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith('data.pkl'):
+                data = data.replace(b'numpy._core.multiarray',
+                                    b'numpy.core.multiarray')
+            dst.writestr(info, data)
+    assert 'numpy.core.multiarray._reconstruct' in _globals(old)
+    ckpt = torch.load(old, weights_only=True)
+    assert ckpt['meta']['a'].tolist() == [0, 1, 2]
+    assert ckpt['meta']['s'] == 2.5
+    assert ckpt['message_hub']['log_scalars']['loss'].mean() == 2.0
