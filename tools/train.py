@@ -47,9 +47,10 @@ def parse_args(argv=None):
         default='none', help='job launcher')
     parser.add_argument(
         '--trust-pickle', action='store_true',
-        help='load the checkpoint of --resume / load_from with full unpickling (weights_only=False; '
-        'runs any code the file holds): only for files from a trusted source '
-        'that hold more than weights (also: DAMOYOLO_TRUST_PICKLE=FILE)')
+        help='load the checkpoint of --resume FILE / load_from with full '
+        'unpickling (weights_only=False; runs any code the file holds): only '
+        'for files from a trusted source that hold more than weights (also: '
+        'DAMOYOLO_TRUST_PICKLE=FILE)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:

@@ -71,8 +71,9 @@ def test_gradient_check_before_the_optimizer_step():
     before = model.weight.detach().clone()
     model.weight.grad = torch.tensor([[float('nan'), 0.]])
     model.bias.grad = torch.zeros(1)
-    with pytest.raises(NonFiniteLossError,
-                       match=r'gradients .*at iteration 5 \(epoch 2\).*weight'):
+    with pytest.raises(
+            NonFiniteLossError,
+            match=r'gradients .*at iteration 5 \(epoch 2\).*weight'):
         optimizer.step()
     assert torch.equal(model.weight.detach(), before)
     model.weight.grad = torch.zeros(1, 2)
