@@ -44,13 +44,18 @@ def parse_args(argv=None):
         'folded); load it with --cfg-options model.deploy=True')
     parser.add_argument(
         '--trust-pickle', action='store_true',
-        help='load the source with weights_only=False (trusted files only)')
+        help='load the source with full unpickling (weights_only=False; '
+        'runs any code the file holds): only for a trusted file that pickles '
+        'more than tensors')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    import pickle
+
     from damoyolo_mm.converters import (CheckpointMismatchError,
+                                        NotAnOfficialCheckpointError,
                                         convert_official_checkpoint)
     from damoyolo_mm.utils import register_all_modules
     from damoyolo_mm.variants import variant_config
@@ -64,6 +69,9 @@ def main(argv=None):
     except CheckpointMismatchError as e:
         print(f'error: {args.src} does not fit {config}; nothing written.\n'
               f'{e}', file=sys.stderr)
+        return 1
+    except (NotAnOfficialCheckpointError, pickle.UnpicklingError) as e:
+        print(f'error: {e}; nothing written.', file=sys.stderr)
         return 1
     print(f'converted {meta["num_official_keys"]} official tensors '
           f'({", ".join(meta["source_dtypes"])}) from {args.src} with '

@@ -62,11 +62,22 @@ def parse_args(argv=None):
     parser.add_argument('--log-level', default='INFO',
                         choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'],
                         help='MMDeploy log level')
+    parser.add_argument(
+        '--trust-pickle', action='store_true',
+        help='load the checkpoint with full unpickling (weights_only=False; '
+        'runs any code the file holds): only for files from a trusted source '
+        'that hold more than weights (also: DAMOYOLO_TRUST_PICKLE=FILE)')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    from damoyolo_mm.utils.checkpoint_trust import trust_pickle
+    with trust_pickle(args.checkpoint if args.trust_pickle else None):
+        _run(args)
+
+
+def _run(args):
     t0 = time.time()
 
     def log(msg):
@@ -160,9 +171,18 @@ def _verify_ort(model, onnx_file, inputs, h, w, log):
 
 
 if __name__ == '__main__':
+    import pickle
     try:
         main()
     except (ImportError, FileNotFoundError, KeyError, ValueError) as e:
         # user-facing problems (missing package, bad file, bad config value)
         print(f'tools/deploy.py: error: {e}', file=sys.stderr)
+        sys.exit(2)
+    except (pickle.UnpicklingError, RuntimeError) as e:
+        from damoyolo_mm.utils.checkpoint_trust import \
+            explain_checkpoint_error
+        message = explain_checkpoint_error(e, parse_args().checkpoint)
+        if message is None:
+            raise
+        print(f'tools/deploy.py: error: {message}', file=sys.stderr)
         sys.exit(2)

@@ -54,6 +54,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'strictly before writing')
     parser.add_argument(
         '--force', action='store_true', help='overwrite an existing output')
+    parser.add_argument(
+        '--trust-pickle', action='store_true',
+        help='load the checkpoint with full unpickling (weights_only=False; '
+        'runs any code the file holds): only for files from a trusted source '
+        'that hold more than weights')
     return parser.parse_args(argv)
 
 
@@ -127,17 +132,20 @@ def extract(src: str,
             dst: str,
             raw: bool = False,
             check_config: Optional[str] = None,
-            force: bool = False) -> Dict[str, torch.Tensor]:
-    """Extract the student of ``src`` into ``dst``; returns its state dict."""
-    import damoyolo_mm  # noqa: F401  (trusted local checkpoint loading)
-    from mmengine.runner.checkpoint import CheckpointLoader
+            force: bool = False,
+            trust_pickle: bool = False) -> Dict[str, torch.Tensor]:
+    """Extract the student of ``src`` into ``dst``; returns its state dict.
+
+    ``src`` loads with ``weights_only=True`` unless ``trust_pickle`` (or
+    ``$DAMOYOLO_TRUST_PICKLE`` lists it)."""
+    from damoyolo_mm.utils.checkpoint_trust import load_checkpoint_file
     if not osp.isfile(src):
         raise FileNotFoundError(f'checkpoint {src!r} not found')
     if osp.abspath(src) == osp.abspath(dst):
         raise ValueError('the output must differ from the input checkpoint')
     if osp.exists(dst) and not force:
         raise FileExistsError(f'{dst!r} exists (use --force to overwrite)')
-    ckpt = CheckpointLoader.load_checkpoint(src, map_location='cpu')
+    ckpt = load_checkpoint_file(src, map_location='cpu', trust=trust_pickle)
     if not isinstance(ckpt, dict):
         raise TypeError(f'{src}: expected a dict checkpoint, got '
                         f'{type(ckpt).__name__}')
@@ -157,8 +165,14 @@ def extract(src: str,
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    state = extract(args.checkpoint, args.out, raw=args.raw,
-                    check_config=args.check_config, force=args.force)
+    from damoyolo_mm.utils.checkpoint_trust import UntrustedPickleError
+    try:
+        state = extract(args.checkpoint, args.out, raw=args.raw,
+                        check_config=args.check_config, force=args.force,
+                        trust_pickle=args.trust_pickle)
+    except UntrustedPickleError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     n = sum(v.numel() for v in state.values())
     print(f'wrote {args.out}: {len(state)} tensors, {n} values '
           f'(student of {args.checkpoint})')

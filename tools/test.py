@@ -42,6 +42,11 @@ def parse_args(argv=None):
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
+    parser.add_argument(
+        '--trust-pickle', action='store_true',
+        help='load the checkpoint with full unpickling (weights_only=False; '
+        'runs any code the file holds): only for files from a trusted source '
+        'that hold more than weights (also: DAMOYOLO_TRUST_PICKLE=FILE)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -82,11 +87,22 @@ def main(argv=None):
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(
             dict(type='DumpDetResults', out_file_path=args.out))
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    runner.test()
+    from damoyolo_mm.utils.checkpoint_trust import (explain_checkpoint_error,
+                                                    trust_pickle)
+    try:
+        with trust_pickle(args.checkpoint if args.trust_pickle else None):
+            if 'runner_type' not in cfg:
+                runner = Runner.from_cfg(cfg)
+            else:
+                runner = RUNNERS.build(cfg)
+            runner.test()
+    except Exception as e:  # noqa: B902  (explained, or re-raised)
+        message = explain_checkpoint_error(e, args.checkpoint)
+        if message is None:
+            raise
+        print(f'error: {message}', file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':

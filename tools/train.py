@@ -45,6 +45,12 @@ def parse_args(argv=None):
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
+    parser.add_argument(
+        '--trust-pickle', action='store_true',
+        help='load the checkpoint of --resume FILE / load_from with full '
+        'unpickling (weights_only=False; runs any code the file holds): only '
+        'for files from a trusted source that hold more than weights (also: '
+        'DAMOYOLO_TRUST_PICKLE=FILE)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -108,11 +114,24 @@ def main(argv=None):
     from damoyolo_mm.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     cfg = build_cfg(args)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    runner.train()
+    from damoyolo_mm.utils.checkpoint_trust import (explain_checkpoint_error,
+                                                    trust_pickle)
+    checkpoint = cfg.get('load_from', None)
+    try:
+        with trust_pickle(checkpoint if args.trust_pickle else None):
+            if 'runner_type' not in cfg:
+                runner = Runner.from_cfg(cfg)
+            else:
+                runner = RUNNERS.build(cfg)
+            runner.train()
+    except Exception as e:  # noqa: B902  (explained, or re-raised)
+        message = explain_checkpoint_error(
+            e, checkpoint or 'the checkpoint to resume from')
+        if message is None:
+            raise
+        print(f'error: {message}', file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':

@@ -9,8 +9,10 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     # every 10 epochs (as the evaluation); the best COCO mAP is kept too.
     # With EMAHook the saved `state_dict` holds the EMA weights.
+    # AtomicCheckpointHook: mmengine's CheckpointHook, crash-safe (files
+    # written to a temporary name and renamed; old ones removed after).
     checkpoint=dict(
-        type='CheckpointHook',
+        type='AtomicCheckpointHook',
         interval=10,
         max_keep_ckpts=3,
         save_best='coco/bbox_mAP',

@@ -152,12 +152,19 @@ def official_key_to_ours(key: str) -> Optional[str]:
 
 
 class CheckpointMismatchError(ValueError):
-    """The official state dict does not fit the target model."""
+    """The official state dict does not fit the target model.
+
+    The message is short: the count of each kind of mismatch, its first
+    keys and, when known, the released variant the checkpoint fits
+    (``fits``); the full lists are the attributes.
+    """
 
     def __init__(self, missing: List[str], unexpected: List[str],
-                 shape_mismatch: List[str]) -> None:
+                 shape_mismatch: List[str],
+                 fits: Optional[str] = None) -> None:
         self.missing, self.unexpected = missing, unexpected
         self.shape_mismatch = shape_mismatch
+        self.fits = fits
         lines = ['official checkpoint does not match the model:']
         for title, keys in (('missing (model keys with no official key)',
                              missing),
@@ -165,9 +172,18 @@ class CheckpointMismatchError(ValueError):
                              unexpected),
                             ('shape mismatch', shape_mismatch)):
             if keys:
-                lines.append(f'  {title}: {len(keys)}')
-                lines.extend(f'    {k}' for k in keys)
+                more = ', ...' if len(keys) > 3 else ''
+                lines.append(f'  {title}: {len(keys)}: '
+                             f'{", ".join(keys[:3])}{more}')
+        if fits:
+            lines.append(f'  the checkpoint fits the released variant '
+                         f'{fits!r} (--variant {fits.split()[0]})')
         super().__init__('\n'.join(lines))
+
+
+class NotAnOfficialCheckpointError(ValueError):
+    """The file is no official DAMO-YOLO checkpoint (unreadable, truncated
+    or already converted); the message is one line naming the file."""
 
 
 def convert_official_state_dict(
@@ -205,6 +221,8 @@ def convert_official_state_dict(
         converted[new_key] = value
     missing, shape_mismatch = [], []
     if reference is not None:
+        from ..models.detectors.strict_load import match_variant
+        fits = match_variant(converted)
         ref_keys = set(reference)
         missing = [k for k in reference if k not in converted]
         back = {official_key_to_ours(k): k for k in official}
@@ -218,7 +236,8 @@ def convert_official_state_dict(
                     f'{tuple(converted[k].shape)}, model '
                     f'{tuple(reference[k].shape)}')
         if missing or unexpected or shape_mismatch:
-            raise CheckpointMismatchError(missing, unexpected, shape_mismatch)
+            raise CheckpointMismatchError(missing, unexpected, shape_mismatch,
+                                          fits=fits)
         return OrderedDict((k, converted[k]) for k in reference)
     if unexpected:
         raise CheckpointMismatchError([], unexpected, [])
@@ -245,6 +264,41 @@ def extract_official_state_dict(checkpoint) -> Dict[str, Tensor]:
     return OrderedDict(
         (k[len('module.'):] if k.startswith('module.') else k, v)
         for k, v in state.items())
+
+
+def _load_official(src: str, trust_pickle: bool):
+    """``torch.load`` with one-line errors for files that are no
+    checkpoint; ``weights_only`` unless ``trust_pickle``."""
+    import pickle
+    import zipfile
+    with open(src, 'rb') as f:
+        head = f.read(4)
+    if trust_pickle:
+        from mmengine.logging import print_log
+        print_log(f'{src}: loading with full unpickling (weights_only=False,'
+                  ' --trust-pickle)', logger='current', level=30)
+    try:
+        return torch.load(src, map_location='cpu',
+                          weights_only=not trust_pickle)
+    except Exception as e:  # noqa: B902  (one line per kind of file)
+        text = str(e)
+        looks_like_torch = head == b'PK\x03\x04' or head[:1] == b'\x80'
+        if not looks_like_torch:
+            raise NotAnOfficialCheckpointError(
+                f'{src} is not a torch checkpoint (it does not start like '
+                f'one: {head!r})') from None
+        if 'weights_only' in text or 'Weights only' in text:
+            raise pickle.UnpicklingError(
+                f'{src}: refused to unpickle objects outside the checkpoint '
+                'allow-list (nothing of it was run); only if you trust its '
+                'source, pass --trust-pickle') from None
+        if not isinstance(e, (RuntimeError, EOFError, ValueError,
+                              pickle.UnpicklingError, zipfile.BadZipFile)):
+            raise
+        raise NotAnOfficialCheckpointError(
+            f'{src} is truncated or damaged (an incomplete torch '
+            f'checkpoint: {text.splitlines()[0] if text else repr(e)})'
+        ) from None
 
 
 def convert_official_checkpoint(src: str,
@@ -283,14 +337,12 @@ def convert_official_checkpoint(src: str,
 
     if not osp.isfile(src):
         raise FileNotFoundError(f'official checkpoint {src!r} not found')
-    try:
-        ckpt = torch.load(src, map_location='cpu',
-                          weights_only=not trust_pickle)
-    except Exception as e:  # noqa: B902  (re-raised with a hint)
-        raise RuntimeError(
-            f'cannot load {src!r} with weights_only={not trust_pickle}: {e}'
-            '\n(use trust_pickle / --trust-pickle for a trusted file that '
-            'pickles more than tensors)') from e
+    ckpt = _load_official(src, trust_pickle)
+    if isinstance(ckpt, Mapping) and isinstance(
+            ckpt.get('state_dict'), Mapping) and 'model' not in ckpt:
+        raise NotAnOfficialCheckpointError(
+            f'{src} is already a damoyolo_mm (mmengine) checkpoint '
+            "('state_dict' entry); use it as it is (tools/test.py, load_from)")
     official = extract_official_state_dict(ckpt)
     src_dtypes = sorted({str(v.dtype) for v in official.values()
                          if torch.is_tensor(v) and v.is_floating_point()})

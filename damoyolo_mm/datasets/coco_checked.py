@@ -1,4 +1,5 @@
 """COCO-format dataset that checks its annotations and images."""
+import json
 import logging
 import math
 from collections import Counter
@@ -35,6 +36,8 @@ class DAMOYOLOCocoDataset(CocoDataset):
 
     Annotation checks (at load time, once):
 
+    * an annotation file that is not valid JSON raises
+      :class:`BadAnnotationError` naming the file, line and column;
     * an annotation whose ``category_id`` is not declared in the file's
       ``categories`` raises :class:`BadAnnotationError` naming the annotation
       id, image and category id (mmdet silently drops it);
@@ -78,7 +81,16 @@ class DAMOYOLOCocoDataset(CocoDataset):
         """Load the annotations, then log what was dropped or clipped."""
         self.annotation_stats = Counter()
         self._declared_cat_ids = None
-        data_list = super().load_data_list()
+        try:
+            data_list = super().load_data_list()
+        except json.JSONDecodeError as e:
+            raise BadAnnotationError(
+                f'{self.ann_file}: not valid JSON: {e.msg} at line '
+                f'{e.lineno}, column {e.colno} (character {e.pos})') from None
+        except UnicodeDecodeError as e:
+            raise BadAnnotationError(
+                f'{self.ann_file}: not a UTF-8 text (JSON) file: byte '
+                f'{e.start}: {e.reason}') from None
         stats = self.annotation_stats
         dropped = stats['zero_area'] + stats['outside_image']
         if dropped or stats['clipped']:

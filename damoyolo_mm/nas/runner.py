@@ -26,7 +26,9 @@ Files written to ``work_dir``:
 * ``candidates.csv`` -- every generated candidate (in budget or not);
 * ``pareto.png`` -- score against FLOPs / latency of in-budget candidates;
 * ``search_state.pkl`` -- the resumable state, written atomically every
-  ``checkpoint_interval`` candidates (``--resume`` continues from it);
+  ``checkpoint_interval`` candidates (``--resume`` continues from it). It
+  holds plain Python values only and is read back by an unpickler that
+  refuses every global (no class or function of the file is ever called);
 * ``<timestamp>.log`` -- the log.
 """
 import copy
@@ -70,6 +72,30 @@ _IGNORED_CFG_KEYS = ('custom_imports', 'default_scope', 'runner_type',
 
 class SearchConfigError(ValueError):
     """The search config is malformed."""
+
+
+class _PlainValuesUnpickler(pickle.Unpickler):
+    """Unpickles plain values only (numbers, strings, tuples, lists, dicts,
+    sets): any class or function named in the file is refused."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(
+            f'global {module}.{name} is not allowed in a search state')
+
+
+def _load_state(path: str) -> dict:
+    with open(path, 'rb') as f:
+        try:
+            state = _PlainValuesUnpickler(f).load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as e:
+            raise SearchConfigError(
+                f'{path} is not a search state of this tool ({e}); nothing '
+                'of it was run. Use another work_dir or drop --resume') \
+                from None
+    if not isinstance(state, dict):
+        raise SearchConfigError(f'{path} is not a search state of this '
+                                f'tool (holds a {type(state).__name__})')
+    return state
 
 
 def _atomic_write_bytes(path: str, data: bytes) -> None:
@@ -324,8 +350,7 @@ class NASSearchRunner:
         csv_bytes = 0
         elapsed_before = 0.0
         if self.resume and osp.isfile(state_path):
-            with open(state_path, 'rb') as f:
-                state = pickle.load(f)
+            state = _load_state(state_path)
             if state.get('version') != STATE_VERSION:
                 raise SearchConfigError(
                     f'{state_path}: state version {state.get("version")} is '

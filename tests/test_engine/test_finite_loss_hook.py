@@ -91,8 +91,13 @@ def test_runner_stops_at_the_nan_iteration(tmp_path):
         default_scope='mmdet')
     with pytest.raises(NonFiniteLossError) as err:
         runner.train()
-    # 3 iterations per epoch: the 5th is the 2nd of epoch 2
-    assert 'iteration 5 (epoch 2, batch 2)' in str(err.value)
-    assert 'loss_main=nan' in str(err.value)
-    assert 'loss_aux' not in str(err.value)
+    # 3 iterations per epoch: the 5th is the 2nd of epoch 2. Its NaN loss
+    # gives NaN gradients, caught before the optimizer step (the weights
+    # stay finite); the message names the parameters and the last losses.
+    assert 'gradients' in str(err.value)
+    assert 'at iteration 5 (epoch 2)' in str(err.value)
+    assert 'fc.weight' in str(err.value)
+    assert 'loss_main=' in str(err.value)
     assert runner.iter == 4
+    assert all(bool(torch.isfinite(p).all())
+               for p in runner.model.parameters())

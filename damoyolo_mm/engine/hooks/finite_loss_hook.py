@@ -1,4 +1,4 @@
-"""Stop training as soon as a loss becomes NaN or infinite."""
+"""Stop training as soon as a loss or a gradient becomes NaN or infinite."""
 import math
 from typing import Optional, Sequence
 
@@ -6,9 +6,8 @@ import torch
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
-
-class NonFiniteLossError(FloatingPointError):
-    """Raised by :class:`CheckFiniteLossHook` when a loss is NaN / inf."""
+from damoyolo_mm.models.finite_check import (HINT, NonFiniteLossError,
+                                             last_logged_losses)
 
 
 def _as_float(value) -> Optional[float]:
@@ -38,6 +37,13 @@ class CheckFiniteLossHook(Hook):
     before the EMA update and before any checkpoint of that iteration, so no
     NaN weights reach the EMA copy or the disk.
 
+    Gradients are checked before every optimizer step (a step pre-hook on
+    the runner's optimizer): a NaN / inf gradient raises
+    :class:`NonFiniteLossError` naming the iteration and the first
+    parameters concerned, and the weights stay untouched. (The DAMO-YOLO
+    head and detector check predictions and loss terms even earlier, see
+    :mod:`damoyolo_mm.models.finite_check`.)
+
     Args:
         interval (int): Check every ``interval`` iterations. Defaults to 1.
         keys (Sequence[str], optional): Only check these keys; by default
@@ -54,6 +60,49 @@ class CheckFiniteLossHook(Hook):
                              f'{interval!r}')
         self.interval = interval
         self.keys = None if keys is None else tuple(keys)
+        self._grad_hooks = []
+
+    def before_train(self, runner) -> None:
+        """Check the gradients before every optimizer step."""
+        wrappers = getattr(runner.optim_wrapper, 'optim_wrappers', None)
+        wrappers = wrappers.values() if isinstance(wrappers, dict) else [
+            runner.optim_wrapper]
+        names = {id(p): n for n, p in runner.model.named_parameters()}
+        for wrapper in wrappers:
+            optimizer = getattr(wrapper, 'optimizer', None)
+            if isinstance(optimizer, torch.optim.Optimizer):
+                self._grad_hooks.append(optimizer.register_step_pre_hook(
+                    lambda opt, args, kwargs: self._check_grads(
+                        runner, opt, names)))
+
+    def after_train(self, runner) -> None:
+        for handle in self._grad_hooks:
+            handle.remove()
+        self._grad_hooks = []
+
+    def _check_grads(self, runner, optimizer, names) -> None:
+        params = [p for g in optimizer.param_groups for p in g['params']
+                  if p.grad is not None]
+        if not params:
+            return
+        # one L2 norm per parameter: NaN / inf when an element is, inf also
+        # when the gradients are beyond float range (the step would be too)
+        finite = torch.isfinite(torch.stack(
+            torch._foreach_norm([p.grad for p in params]))).tolist()
+        if all(finite):
+            return
+        bad = [names.get(id(p), '?') for p, ok in zip(params, finite)
+               if not ok]
+        more = f' ... ({len(bad)} in all)' if len(bad) > 3 else ''
+        last = last_logged_losses()
+        message = (
+            f'non-finite gradients (NaN / inf, or a norm beyond float range) '
+            f'at iteration {runner.iter + 1} (epoch {runner.epoch + 1}), '
+            f'stopped before the optimizer step: {", ".join(bad[:3])}{more}'
+            + (f'. Last logged losses: {last}' if last else '')
+            + f'. The training diverged: {HINT}')
+        runner.logger.error(message)
+        raise NonFiniteLossError(message)
 
     def after_train_iter(self,
                          runner,
@@ -75,6 +124,6 @@ class CheckFiniteLossHook(Hook):
         if bad:
             message = (f'non-finite loss at iteration {runner.iter + 1} '
                        f'(epoch {runner.epoch + 1}, batch {batch_idx + 1}): '
-                       + ', '.join(bad))
+                       + ', '.join(bad) + f'. {HINT}')
             runner.logger.error(message)
             raise NonFiniteLossError(message)

@@ -17,6 +17,8 @@ from mmengine.model import bias_init_with_prob, normal_init
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ..finite_check import check_finite_outputs
+
 
 class Integral(nn.Module):
     """Expectation of a discrete distribution over the bins 0..reg_max.
@@ -497,7 +499,12 @@ class ZeroHead(BaseDenseHead):
         max(sum of these weights, 1) (times 4 for DFL, one term per side).
         ``batch_gt_instances_ignore`` takes no part. The loss runs in fp32
         with autocast disabled (BCE on probabilities is not autocast-safe).
+        Non-finite outputs raise
+        :class:`~damoyolo_mm.models.finite_check.NonFiniteLossError` before
+        they reach the assigner.
         """
+        check_finite_outputs('the assigner', cls_scores=cls_scores,
+                             bbox_preds=bbox_preds)
         device_type = cls_scores[0].device.type
         with torch.autocast(device_type=device_type, enabled=False):
             return self._loss_fp32([c.float() for c in cls_scores],

@@ -1,8 +1,14 @@
 """DAMO-YOLO detector."""
+from typing import Optional
+
 from mmcv.cnn import fuse_conv_bn
 from mmdet.models.detectors.single_stage import SingleStageDetector
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.logging import MMLogger
+
+from ..finite_check import check_finite_losses
+from .strict_load import PartialLoad, check_state_dict
 
 
 @MODELS.register_module()
@@ -15,6 +21,13 @@ class DAMOYOLO(SingleStageDetector):
     folds every BatchNorm into the convolution before it; outputs stay the
     same up to float rounding.
 
+    Loading is strict on every path (``load_from``, ``tools/test.py``,
+    ``init_detector``, ``DetInferencer``, ``load_state_dict``): a
+    checkpoint that does not fit raises
+    :class:`~damoyolo_mm.models.detectors.StateDictMismatchError` with the
+    counts, the first keys and the released variant it fits, instead of
+    leaving random weights (see :mod:`.strict_load`).
+
     Args:
         backbone (dict): Backbone config.
         neck (dict): Neck config.
@@ -26,6 +39,11 @@ class DAMOYOLO(SingleStageDetector):
         deploy (bool): Build the model directly in the deploy form, e.g.
             to load a checkpoint written by
             ``tools/convert_official.py --fuse``.
+        partial_load (dict, optional): ``dict(skip=[regex, ...])``: state-dict
+            keys (full match) that may be missing, unexpected or of another
+            shape when loading a checkpoint; they keep their initial values
+            and are logged. E.g. fine-tuning with another class count:
+            ``dict(skip=[r'bbox_head\\.gfl_cls\\..*'])``. Default: strict.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -37,6 +55,7 @@ class DAMOYOLO(SingleStageDetector):
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  deploy: bool = False,
+                 partial_load: Optional[dict] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
             backbone=backbone,
@@ -46,9 +65,29 @@ class DAMOYOLO(SingleStageDetector):
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
+        self.partial_load = PartialLoad.build(partial_load)
         self.deploy = False
         if deploy:
             self.switch_to_deploy()
+
+    def loss(self, batch_inputs, batch_data_samples) -> dict:
+        """The head's losses; NaN / inf terms raise
+        :class:`~damoyolo_mm.models.finite_check.NonFiniteLossError` naming
+        the iteration before the backward pass."""
+        losses = super().loss(batch_inputs, batch_data_samples)
+        check_finite_losses(losses)
+        return losses
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """Check the whole incoming state dict first (this module is the
+        first to see it); then load as usual."""
+        check_state_dict(state_dict, prefix, self.state_dict(),
+                         self.partial_load, MMLogger.get_current_instance())
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def switch_to_deploy(self) -> 'DAMOYOLO':
         """Re-parameterise every RepConv and fold conv+BN (in place).

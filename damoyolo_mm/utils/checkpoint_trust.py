@@ -1,0 +1,164 @@
+"""Which checkpoint files may be fully unpickled, and how to say so.
+
+Every checkpoint loads with ``torch.load(..., weights_only=True)`` (torch's
+default since 2.6): tensors, plain Python containers and the few types of
+:data:`damoyolo_mm.compat.SAFE_GLOBALS` only. A file that pickles anything
+else (a foreign trainer's objects, or a malicious payload) is refused.
+
+Full unpickling (``weights_only=False``, which can run arbitrary code) is an
+explicit opt-in per call and per file:
+
+* the tools take ``--trust-pickle`` (trust the checkpoint named on their
+  command line);
+* the environment variable ``DAMOYOLO_TRUST_PICKLE`` lists trusted files
+  (``os.pathsep``-separated) for the tools;
+* in Python, ``with trust_pickle('file.pth'): ...`` around
+  ``init_detector`` / ``Runner`` / ``load_checkpoint``.
+
+Each trusted load logs a warning naming the file.
+"""
+import contextlib
+import os
+import os.path as osp
+import pickle
+from typing import Iterator, Optional, Set
+
+import torch
+
+#: Environment variable: ``os.pathsep``-separated checkpoint files the tools
+#: load with full unpickling.
+TRUST_ENV = 'DAMOYOLO_TRUST_PICKLE'
+
+
+class UntrustedPickleError(pickle.UnpicklingError):
+    """A checkpoint pickles objects outside the allow-list and was not
+    explicitly trusted; nothing of it was executed."""
+
+
+def _real(path: str) -> str:
+    return osp.realpath(osp.expanduser(str(path)))
+
+
+def trusted_from_env() -> Set[str]:
+    """The files listed in ``$DAMOYOLO_TRUST_PICKLE`` (real paths)."""
+    value = os.environ.get(TRUST_ENV, '')
+    return {_real(p) for p in value.split(os.pathsep) if p.strip()}
+
+
+def _warn_trusted(path: str) -> None:
+    from mmengine.logging import print_log
+    print_log(
+        f'{path}: loading with full unpickling (weights_only=False) because '
+        f'it was explicitly trusted (--trust-pickle / {TRUST_ENV}); this '
+        'runs any code the file contains', logger='current',
+        level=30)  # logging.WARNING
+
+
+def untrusted_message(path: str, err: BaseException) -> str:
+    """One line: ``path`` was refused, why, and how to opt in."""
+    detail = str(err).strip().splitlines()
+    reason = next((line.strip() for line in detail
+                   if 'GLOBAL' in line or 'Unsupported' in line),
+                  detail[0] if detail else type(err).__name__)
+    return (f'{path}: refused to unpickle ({reason}); the file holds '
+            'objects outside the checkpoint allow-list and nothing of it '
+            'was run. Only if you trust its source, pass --trust-pickle '
+            f'(tools) or set {TRUST_ENV}={path}')
+
+
+def is_weights_only_error(err: BaseException) -> bool:
+    """Whether ``err`` is torch's refusal of a ``weights_only`` load."""
+    return isinstance(err, pickle.UnpicklingError) and (
+        'weights_only' in str(err) or 'Weights only' in str(err))
+
+
+def load_checkpoint_file(path: str,
+                         map_location='cpu',
+                         trust: bool = False):
+    """``torch.load`` a local file: ``weights_only=True`` unless ``trust``
+    (or ``$DAMOYOLO_TRUST_PICKLE`` lists it), then with a warning.
+
+    Raises:
+        UntrustedPickleError: the file needs full unpickling and is not
+            trusted (the message names the file and the opt-in).
+    """
+    if trust or _real(path) in trusted_from_env():
+        _warn_trusted(path)
+        return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if is_weights_only_error(e):
+            raise UntrustedPickleError(untrusted_message(path, e)) from None
+        raise
+
+
+@contextlib.contextmanager
+def trust_pickle(*paths: Optional[str]) -> Iterator[Set[str]]:
+    """Load these local checkpoint files with full unpickling inside the
+    ``with`` block (mmengine's ``load_checkpoint``, the Runner's
+    ``load_from`` / ``resume``, ``init_detector``); every other file keeps
+    ``weights_only=True``. Files of ``$DAMOYOLO_TRUST_PICKLE`` are added.
+
+    Only mmengine's local-file loader is swapped, and only for the duration
+    of the block.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    trusted = {_real(p) for p in paths if p} | trusted_from_env()
+    if not trusted:
+        yield trusted
+        return
+    previous = CheckpointLoader._schemes.get('')
+
+    def load_from_local_trusted(filename, map_location):
+        if _real(filename) in trusted:
+            if not osp.isfile(osp.expanduser(filename)):
+                raise FileNotFoundError(f'{filename} can not be found.')
+            _warn_trusted(filename)
+            return torch.load(osp.expanduser(filename),
+                              map_location=map_location, weights_only=False)
+        return previous(filename, map_location)
+
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local_trusted, force=True)
+    try:
+        yield trusted
+    finally:
+        CheckpointLoader.register_scheme(
+            prefixes='', loader=previous, force=True)
+
+
+def _file_head(path: str) -> Optional[bytes]:
+    try:
+        with open(osp.expanduser(path), 'rb') as f:
+            return f.read(4)
+    except OSError:
+        return None
+
+
+def explain_checkpoint_error(err: BaseException, path: str) -> Optional[str]:
+    """A short message for a failure to load checkpoint ``path`` (refused
+    pickle, truncated / non-torch file, model mismatch), or ``None`` if
+    ``err`` is something else."""
+    from damoyolo_mm.models.detectors.strict_load import \
+        StateDictMismatchError
+    if isinstance(err, StateDictMismatchError):
+        return f'{path} does not fit the model: {err}'
+    if isinstance(err, UntrustedPickleError):
+        return str(err)
+    text = str(err)
+    load_failure = is_weights_only_error(err) or (
+        isinstance(err, (RuntimeError, EOFError, pickle.UnpicklingError))
+        and ('PytorchStreamReader' in text or 'central directory' in text
+             or 'invalid load key' in text or 'Ran out of input' in text
+             or isinstance(err, EOFError)))
+    if not load_failure:
+        return None
+    head = _file_head(path)
+    if head is not None and head != b'PK\x03\x04' and head[:1] != b'\x80':
+        return (f'{path} is not a torch checkpoint (it does not start like '
+                f'one: {head!r})')
+    if is_weights_only_error(err):
+        return untrusted_message(path, err)
+    return (f'{path} is truncated or damaged (an incomplete torch '
+            f'checkpoint: {text.splitlines()[0] if text else repr(err)})')
