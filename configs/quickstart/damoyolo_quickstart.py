@@ -121,6 +121,7 @@ param_scheduler = [
         end=max_epochs),
 ]
 custom_hooks = [
+    dict(type='OfficialCheckpointHook'),
     dict(type='MemoryFormatHook', memory_format='channels_last'),
     dict(type='CheckFiniteLossHook'),
     dict(

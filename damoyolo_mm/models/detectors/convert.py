@@ -5,10 +5,20 @@ Official checkpoints are ``{'model': state_dict}`` with the prefixes
 ``bbox_head.``. Every official key is translated by one fully-matching
 regular expression of :data:`KEY_RULES`; a key that no rule matches is
 reported as unexpected.
+
+This module is the one code path for official checkpoints:
+``tools/convert_official.py`` (:func:`convert_official_checkpoint`) and the
+in-memory conversion when an official file is given wherever a checkpoint
+is accepted (:func:`convert_official_in_place`, called by
+``DAMOYOLO._load_from_state_dict`` for ``load_from``, ``--checkpoint``,
+``init_detector``, ``DetInferencer``, MMDeploy, and by
+``OfficialCheckpointHook`` before the EMA hook reads the checkpoint).
 """
+import functools
 import re
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import (Dict, List, Mapping, MutableMapping, Optional, Sequence,
+                    Tuple)
 
 import torch
 from torch import Tensor
@@ -151,14 +161,30 @@ def official_key_to_ours(key: str) -> Optional[str]:
     return None
 
 
+#: at most this many keys of each kind are named in a mismatch error
+MAX_KEYS_SHOWN = 10
+
+
 class CheckpointMismatchError(ValueError):
-    """The official state dict does not fit the target model."""
+    """The official state dict does not fit the target model.
+
+    Attributes:
+        missing, unexpected, shape_mismatch (list[str]): the keys.
+        hint (str): last line of the message (e.g. the released variant the
+            checkpoint fits); set by :meth:`with_hint`.
+    """
 
     def __init__(self, missing: List[str], unexpected: List[str],
-                 shape_mismatch: List[str]) -> None:
+                 shape_mismatch: List[str], hint: str = '') -> None:
         self.missing, self.unexpected = missing, unexpected
         self.shape_mismatch = shape_mismatch
-        lines = ['official checkpoint does not match the model:']
+        self.hint = hint
+        counts = ', '.join(
+            f'{len(keys)} {name}'
+            for name, keys in (('missing', missing), ('unexpected',
+                                                      unexpected),
+                               ('shape mismatch', shape_mismatch)) if keys)
+        lines = [f'official checkpoint does not match the model ({counts}):']
         for title, keys in (('missing (model keys with no official key)',
                              missing),
                             ('unexpected (official keys with no model key)',
@@ -166,8 +192,20 @@ class CheckpointMismatchError(ValueError):
                             ('shape mismatch', shape_mismatch)):
             if keys:
                 lines.append(f'  {title}: {len(keys)}')
-                lines.extend(f'    {k}' for k in keys)
+                lines.extend(f'    {k}' for k in keys[:MAX_KEYS_SHOWN])
+                if len(keys) > MAX_KEYS_SHOWN:
+                    lines.append(f'    ... ({len(keys) - MAX_KEYS_SHOWN} '
+                                 'more)')
+        if hint:
+            lines.append(hint)
         super().__init__('\n'.join(lines))
+
+    def with_hint(self, hint: str) -> 'CheckpointMismatchError':
+        """The same error with ``hint`` as its last line."""
+        err = CheckpointMismatchError(self.missing, self.unexpected,
+                                      self.shape_mismatch, hint)
+        err.__cause__ = self.__cause__
+        return err
 
 
 def convert_official_state_dict(
@@ -247,6 +285,162 @@ def extract_official_state_dict(checkpoint) -> Dict[str, Tensor]:
         for k, v in state.items())
 
 
+#: top-level key prefixes only the official layout has (ours: ``bbox_head.``,
+#: ``backbone.stem`` / ``backbone.stage<i>``, ``neck.td_*`` / ``neck.bu_*``)
+_OFFICIAL_PREFIXES = ('head.', 'backbone.block_list.', 'backbone.csp_stage.',
+                      'neck.merge_', 'neck.bu_conv')
+_OUR_PREFIXES = ('bbox_head.', 'backbone.stem.', 'neck.td_blocks.')
+
+
+def is_official_checkpoint(checkpoint) -> bool:
+    """Whether a loaded checkpoint (or state dict) has the official layout.
+
+    True for ``{'model': state_dict, ...}`` and for a bare state dict whose
+    keys carry the official module names (``head.``,
+    ``backbone.block_list.``, ...; ``module.`` prefixes allowed); False for
+    mmengine checkpoints (``state_dict`` entry) and our key names.
+    """
+    if not isinstance(checkpoint, Mapping) or not checkpoint or \
+            'state_dict' in checkpoint:
+        return False
+    state = checkpoint
+    if isinstance(checkpoint.get('model'), Mapping):
+        state = checkpoint['model']
+    keys = [k[len('module.'):] if k.startswith('module.') else k
+            for k in state if isinstance(k, str)]
+    return any(k.startswith(_OFFICIAL_PREFIXES) for k in keys) and \
+        not any(k.startswith(_OUR_PREFIXES) for k in keys)
+
+
+def coco_dataset_meta() -> dict:
+    """``dataset_meta`` of the released weights (COCO classes, palette), as
+    mmdet's :class:`~mmdet.datasets.CocoDataset` defines them."""
+    from mmdet.datasets import CocoDataset
+    meta = CocoDataset.METAINFO
+    return dict(classes=tuple(meta['classes']),
+                palette=[tuple(int(c) for c in p) for p in meta['palette']])
+
+
+def variant_name(variant: str) -> str:
+    """``'nm'`` -> ``'DAMO-YOLO-Nm'``."""
+    return 'DAMO-YOLO-' + variant[:1].upper() + variant[1:]
+
+
+def fitting_variants(official: Mapping[str, Tensor]) -> List[str]:
+    """The released variants (``'ns'``, ..., ``'l'``) whose model an
+    official state dict fits exactly (keys and shapes).
+
+    Each variant's model is built on the ``meta`` device (no memory, no
+    initialisation) from its config and compared by
+    :func:`convert_official_state_dict`.
+    """
+    from .variants import VARIANTS
+    fits = []
+    for variant in VARIANTS:
+        try:
+            convert_official_state_dict(official, _variant_reference(variant),
+                                        to_float32=False)
+        except CheckpointMismatchError:
+            continue
+        fits.append(variant)
+    return fits
+
+
+@functools.lru_cache(maxsize=None)
+def _variant_reference(variant: str) -> Dict[str, Tensor]:
+    """State dict (``meta`` tensors: shapes only) of a released variant."""
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+
+    from .variants import variant_config
+    cfg = Config.fromfile(variant_config(variant))
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    return model.state_dict()
+
+
+def variant_hint(official: Mapping[str, Tensor]) -> str:
+    """One line naming the released variant an official state dict fits
+    and the config to use with it (or that it fits none)."""
+    from .variants import VARIANTS
+    fits = fitting_variants(official)
+    if not fits:
+        return ('It fits none of the released variants (' +
+                ', '.join(variant_name(v) for v in VARIANTS) +
+                '): use the config of the model it was trained with.')
+    names = ' / '.join(
+        f'{variant_name(v)} (configs/{VARIANTS[v][0]})' for v in fits)
+    return (f'This checkpoint fits {names}: use that config (or '
+            '--variant with tools/convert_official.py).')
+
+
+def convert_official_in_place(state_dict: MutableMapping,
+                              model: torch.nn.Module,
+                              prefix: str = '',
+                              logger: str = 'current') -> bool:
+    """Convert an official checkpoint found in ``state_dict`` in place.
+
+    Called with the state dict being loaded into a DAMO-YOLO detector (the
+    whole dict at ``prefix``). When the entries under ``prefix`` are an
+    official checkpoint (``{'model': ...}`` or official key names), they are
+    replaced by our keys, checked against the state dict of ``model`` (the
+    target detector) and one log line says so; otherwise nothing changes.
+
+    Args:
+        state_dict: The dict being loaded (modified in place).
+        model: The target detector (its keys, without ``prefix``).
+        prefix: Key prefix of the detector in ``state_dict``.
+        logger: mmengine logger for the log line.
+
+    Returns:
+        bool: whether a conversion happened.
+
+    Raises:
+        CheckpointMismatchError: the official checkpoint does not fit the
+            model; its last line names the released variant it fits.
+    """
+    own = {k[len(prefix):]: k for k in list(state_dict)
+           if isinstance(k, str) and k.startswith(prefix)}
+    sub = {rel: state_dict[full] for rel, full in own.items()}
+    if not is_official_checkpoint(sub):
+        return False
+    official = extract_official_state_dict(sub)
+    try:
+        converted = convert_official_state_dict(official, model.state_dict())
+    except CheckpointMismatchError as e:
+        raise e.with_hint(variant_hint(official)) from None
+    for full in own.values():
+        del state_dict[full]
+    for key, value in converted.items():
+        state_dict[prefix + key] = value
+    from mmengine.logging import print_log
+    dtypes = sorted({str(v.dtype).replace('torch.', '')
+                     for v in official.values()
+                     if torch.is_tensor(v) and v.is_floating_point()})
+    print_log(
+        f'official DAMO-YOLO checkpoint ({len(official)} tensors, '
+        f'{"/".join(dtypes)}) converted in memory to damoyolo_mm keys '
+        '(same mapping as tools/convert_official.py, every key and shape '
+        'checked)', logger=logger)
+    return True
+
+
+def load_official_checkpoint(src: str, trust_pickle: bool = False) -> dict:
+    """``torch.load`` an official checkpoint file, ``weights_only=True``
+    unless ``trust_pickle``; errors name the file and the option."""
+    import os.path as osp
+    if not osp.isfile(src):
+        raise FileNotFoundError(f'official checkpoint {src!r} not found')
+    try:
+        return torch.load(src, map_location='cpu',
+                          weights_only=not trust_pickle)
+    except Exception as e:  # noqa: B902  (re-raised with a hint)
+        raise RuntimeError(
+            f'cannot load {src!r} with weights_only={not trust_pickle}: {e}'
+            '\n(use trust_pickle / --trust-pickle for a trusted file that '
+            'pickles more than tensors)') from e
+
+
 def convert_official_checkpoint(src: str,
                                 dst: str,
                                 model_cfg,
@@ -258,7 +452,8 @@ def convert_official_checkpoint(src: str,
     The model described by ``model_cfg`` is built, the converted weights are
     loaded into it with ``strict=True`` (so every key and shape must match)
     and its state dict is written as ``{'meta': ..., 'state_dict': ...}``
-    to ``dst`` through a temporary file and ``os.replace`` (atomic). With
+    to ``dst`` through a temporary file and ``os.replace`` (atomic);
+    ``meta.dataset_meta`` holds the COCO classes and palette. With
     ``fuse`` the model is switched to the deploy form first (RepConv
     re-parameterised, conv+BN folded); such a checkpoint loads into a config
     with ``model.deploy=True``.
@@ -281,21 +476,15 @@ def convert_official_checkpoint(src: str,
 
     from mmdet.registry import MODELS
 
-    if not osp.isfile(src):
-        raise FileNotFoundError(f'official checkpoint {src!r} not found')
-    try:
-        ckpt = torch.load(src, map_location='cpu',
-                          weights_only=not trust_pickle)
-    except Exception as e:  # noqa: B902  (re-raised with a hint)
-        raise RuntimeError(
-            f'cannot load {src!r} with weights_only={not trust_pickle}: {e}'
-            '\n(use trust_pickle / --trust-pickle for a trusted file that '
-            'pickles more than tensors)') from e
+    ckpt = load_official_checkpoint(src, trust_pickle)
     official = extract_official_state_dict(ckpt)
     src_dtypes = sorted({str(v.dtype) for v in official.values()
                          if torch.is_tensor(v) and v.is_floating_point()})
     model = MODELS.build(model_cfg)
-    state = convert_official_state_dict(official, model.state_dict())
+    try:
+        state = convert_official_state_dict(official, model.state_dict())
+    except CheckpointMismatchError as e:
+        raise e.with_hint(variant_hint(official)) from None
     model.load_state_dict(state, strict=True)
     model.eval()
     if fuse:
@@ -307,7 +496,10 @@ def convert_official_checkpoint(src: str,
         source_format='official DAMO-YOLO',
         source_dtypes=src_dtypes,
         num_official_keys=len(official),
-        deploy=bool(fuse))
+        deploy=bool(fuse),
+        # the released weights are COCO-trained: DetInferencer /
+        # init_detector label with these names
+        dataset_meta=coco_dataset_meta())
     if extra_meta:
         meta.update(extra_meta)
     out_dir = osp.dirname(osp.abspath(dst))

@@ -4,16 +4,26 @@ from mmdet.models.detectors.single_stage import SingleStageDetector
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
+from .convert import convert_official_in_place
+
 
 @MODELS.register_module()
 class DAMOYOLO(SingleStageDetector):
     """DAMO-YOLO: TinyNAS backbone, RepGFPN neck, ZeroHead.
 
     A plain :class:`~mmdet.models.SingleStageDetector` plus the deploy
-    switch. :meth:`switch_to_deploy` re-parameterises every module that has
+    switch and official checkpoints. :meth:`switch_to_deploy` re-parameterises every module that has
     a ``switch_to_deploy`` method (the :class:`RepConv` layers) and then
     folds every BatchNorm into the convolution before it; outputs stay the
     same up to float rounding.
+
+    An official DAMO-YOLO checkpoint (``{'model': state_dict}`` with the
+    official key names) loads directly wherever a checkpoint is accepted
+    (``load_from``, ``--checkpoint``, ``init_detector``, ``DetInferencer``,
+    MMDeploy, ``load_state_dict``): :meth:`_load_from_state_dict` sees the
+    whole dict first and converts it in memory
+    (:func:`~.convert.convert_official_in_place`), strictly: a checkpoint
+    of another variant raises an error naming the variant it fits.
 
     Args:
         backbone (dict): Backbone config.
@@ -64,3 +74,14 @@ class DAMOYOLO(SingleStageDetector):
         fuse_conv_bn(self)
         self.deploy = True
         return self
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        # torch's and mmengine's load_state_dict call this with the whole
+        # dict before the children take their keys from it: an official
+        # checkpoint is converted here, in place
+        convert_official_in_place(state_dict, self, prefix)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
