@@ -8,17 +8,12 @@ search_space = dict(
     channel_range=[None, None, [64, 128], None, [128, 256], [256, 512]])
 
 init_structure = [
-    dict({'class': 'ConvKXBNRELU'}, **{'in': 12, 'out': 32, 's': 1, 'k': 3}),
-    dict({'class': 'SuperResConvKXKX'},
-         **{'in': 32, 'out': 48, 's': 2, 'k': 3, 'L': 1, 'btn': 32}),
-    dict({'class': 'SuperResConvKXKX'},
-         **{'in': 48, 'out': 96, 's': 2, 'k': 3, 'L': 1, 'btn': 48}),
-    dict({'class': 'SuperResConvKXKX'},
-         **{'in': 96, 'out': 96, 's': 2, 'k': 3, 'L': 1, 'btn': 96}),
-    dict({'class': 'SuperResConvKXKX'},
-         **{'in': 96, 'out': 192, 's': 1, 'k': 3, 'L': 1, 'btn': 96}),
-    dict({'class': 'SuperResConvKXKX'},
-         **{'in': 192, 'out': 384, 's': 2, 'k': 3, 'L': 1, 'btn': 192}),
+    dict(class_='ConvKXBNRELU', in_=12, out=32, s=1, k=3),
+    dict(class_='SuperResConvKXKX', in_=32, out=48, s=2, k=3, L=1, btn=32),
+    dict(class_='SuperResConvKXKX', in_=48, out=96, s=2, k=3, L=1, btn=48),
+    dict(class_='SuperResConvKXKX', in_=96, out=96, s=2, k=3, L=1, btn=96),
+    dict(class_='SuperResConvKXKX', in_=96, out=192, s=1, k=3, L=1, btn=96),
+    dict(class_='SuperResConvKXKX', in_=192, out=384, s=2, k=3, L=1, btn=192),
 ]
 
 # latency: 0.9991 x the published M backbone, predicted with the shipped

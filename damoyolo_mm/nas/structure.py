@@ -28,6 +28,9 @@ import os.path as osp
 import pprint
 from typing import Any, Dict, List, Sequence, Union
 
+from damoyolo_mm.models.backbones.structure import (  # noqa: F401
+    CONFIG_KEY_ALIASES, from_config_keys, to_config_keys)
+
 StructureLike = Union[str, Sequence[Dict[str, Any]]]
 
 STEM_CLASS = 'ConvKXBNRELU'
@@ -105,7 +108,8 @@ def load_structure(structure: StructureLike,
                 f'official structure name (known: '
                 f'{sorted(OFFICIAL_STRUCTURES)})')
     elif isinstance(structure, (list, tuple)):
-        blocks = copy.deepcopy(list(structure))
+        # configs spell the keyword keys class_ / in_
+        blocks = from_config_keys(copy.deepcopy(list(structure)))
     else:
         raise StructureError(
             'structure must be a list of block dicts, a file path or an '

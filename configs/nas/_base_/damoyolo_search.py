@@ -24,19 +24,16 @@ search_space = dict(
     num_mutations=2,
     exclude_stem=False)
 
-# The initial structure of every DAMO-YOLO search.
+# The initial structure of every DAMO-YOLO search. Keys as in the structure
+# files, except class_ / in_ for 'class' / 'in' (Python keywords, which
+# mmengine's Config.pretty_text / dump cannot write as dict(...) keys).
 init_structure = [
-    dict({'class': 'ConvKXBNRELU'}, **{'in': 12, 'out': 32, 's': 1, 'k': 3}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 32, 'out': 48, 's': 2, 'k': 3, 'L': 1, 'btn': 32}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 48, 'out': 96, 's': 2, 'k': 3, 'L': 1, 'btn': 48}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 96, 'out': 96, 's': 2, 'k': 3, 'L': 1, 'btn': 96}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 96, 'out': 192, 's': 1, 'k': 3, 'L': 1, 'btn': 96}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 192, 'out': 384, 's': 2, 'k': 3, 'L': 1, 'btn': 192}),
+    dict(class_='ConvKXBNRELU', in_=12, out=32, s=1, k=3),
+    dict(class_='SuperResConvK1KX', in_=32, out=48, s=2, k=3, L=1, btn=32),
+    dict(class_='SuperResConvK1KX', in_=48, out=96, s=2, k=3, L=1, btn=48),
+    dict(class_='SuperResConvK1KX', in_=96, out=96, s=2, k=3, L=1, btn=96),
+    dict(class_='SuperResConvK1KX', in_=96, out=192, s=1, k=3, L=1, btn=96),
+    dict(class_='SuperResConvK1KX', in_=192, out=384, s=2, k=3, L=1, btn=192),
 ]
 
 # madnas: the closed-form MAE score all DAMO-YOLO searches used.

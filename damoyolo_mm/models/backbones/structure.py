@@ -14,6 +14,13 @@ and ``SuperResConvKXKX`` (in, out, btn, k, s, L). Extra keys (``nbitsA``,
 
 The official specs ship as package data in ``structures/``: pass their name
 (``'tinynas_L20_k1kx'``), a path to a file, or the list itself.
+
+In config files the two keys that are Python keywords are written
+``class_`` and ``in_`` (:data:`CONFIG_KEY_ALIASES`): mmengine writes a dict
+whose keys are identifiers as ``dict(class=...)`` in ``Config.pretty_text``
+/ ``Config.dump`` (what ``print_config.py`` and the Runner do), a syntax
+error. Both spellings are accepted everywhere; structure files keep the
+official ``'class'`` / ``'in'``.
 """
 import ast
 import copy
@@ -31,6 +38,8 @@ REQUIRED_KEYS = {
     'SuperResConvKXKX': ('in', 'out', 'btn', 'k', 's', 'L'),
 }
 IGNORED_KEYS = ('nbitsA', 'nbitsW', 'inner_class')
+#: config spelling -> structure-file spelling of the keyword keys
+CONFIG_KEY_ALIASES = {'class_': 'class', 'in_': 'in'}
 
 StructureType = Union[str, Sequence[Dict]]
 
@@ -90,11 +99,40 @@ def load_structure(spec: StructureType,
         stages = read_structure_file(path)
         source = source or path
     else:
-        stages = copy.deepcopy(list(spec)) if spec is not None else None
+        stages = from_config_keys(copy.deepcopy(list(spec))) \
+            if spec is not None else None
         source = source or 'inline structure'
     validate_structure(stages, allowed_classes, source)
     return [{k: v for k, v in st.items() if k not in IGNORED_KEYS}
             for st in stages]
+
+
+def from_config_keys(stages):
+    """``class_`` / ``in_`` -> ``class`` / ``in`` in every stage dict.
+
+    Anything that is not a list of dicts is returned unchanged (validation
+    reports it). A stage with both spellings of a key raises ValueError.
+    """
+    if not isinstance(stages, (list, tuple)):
+        return stages
+    out = []
+    for idx, st in enumerate(stages):
+        if hasattr(st, 'items'):
+            both = [a for a, k in CONFIG_KEY_ALIASES.items()
+                    if a in st and k in st]
+            if both:
+                raise ValueError(
+                    f'stage {idx} has both {both[0]!r} and '
+                    f'{CONFIG_KEY_ALIASES[both[0]]!r}; give one')
+            st = {CONFIG_KEY_ALIASES.get(k, k): v for k, v in st.items()}
+        out.append(st)
+    return out
+
+
+def to_config_keys(stages) -> List[Dict]:
+    """``class`` / ``in`` -> ``class_`` / ``in_`` (the config spelling)."""
+    inverse = {v: k for k, v in CONFIG_KEY_ALIASES.items()}
+    return [{inverse.get(k, k): v for k, v in st.items()} for st in stages]
 
 
 def validate_structure(stages, allowed_classes: Sequence[str],

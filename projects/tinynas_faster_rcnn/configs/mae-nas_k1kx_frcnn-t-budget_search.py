@@ -34,17 +34,12 @@ search_space = dict(
 # the initial structure of the DAMO-YOLO searches (search format: the stem
 # reads the 12-channel space-to-depth input)
 init_structure = [
-    dict({'class': 'ConvKXBNRELU'}, **{'in': 12, 'out': 32, 's': 1, 'k': 3}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 32, 'out': 48, 's': 2, 'k': 3, 'L': 1, 'btn': 32}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 48, 'out': 96, 's': 2, 'k': 3, 'L': 1, 'btn': 48}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 96, 'out': 96, 's': 2, 'k': 3, 'L': 1, 'btn': 96}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 96, 'out': 192, 's': 1, 'k': 3, 'L': 1, 'btn': 96}),
-    dict({'class': 'SuperResConvK1KX'},
-         **{'in': 192, 'out': 384, 's': 2, 'k': 3, 'L': 1, 'btn': 192}),
+    dict(class_='ConvKXBNRELU', in_=12, out=32, s=1, k=3),
+    dict(class_='SuperResConvK1KX', in_=32, out=48, s=2, k=3, L=1, btn=32),
+    dict(class_='SuperResConvK1KX', in_=48, out=96, s=2, k=3, L=1, btn=48),
+    dict(class_='SuperResConvK1KX', in_=96, out=96, s=2, k=3, L=1, btn=96),
+    dict(class_='SuperResConvK1KX', in_=96, out=192, s=1, k=3, L=1, btn=96),
+    dict(class_='SuperResConvK1KX', in_=192, out=384, s=2, k=3, L=1, btn=192),
 ]
 
 # Faster R-CNN's FPN reads the stride-4 stage too (DAMO-YOLO starts at
