@@ -216,7 +216,8 @@ def _load_strict(model: torch.nn.Module, checkpoint: str, cfg_name: str):
 
     from mmengine.runner.checkpoint import _load_checkpoint
 
-    from damoyolo_mm.models.detectors.convert import is_official_checkpoint
+    from damoyolo_mm.models.detectors.convert import (
+        convert_official_in_place, is_official_checkpoint)
     if osp.isfile(checkpoint):
         # an official release file holds tensors only: weights_only=True
         try:
@@ -225,9 +226,12 @@ def _load_strict(model: torch.nn.Module, checkpoint: str, cfg_name: str):
         except pickle.UnpicklingError:
             ckpt = None  # e.g. an mmengine checkpoint with a message hub
         if is_official_checkpoint(ckpt):
-            # the detector converts it in memory and checks every key and
-            # shape (an error names the released variant it fits)
-            model.load_state_dict(ckpt, strict=True)
+            # converted in memory, every key and shape checked (an error
+            # names the released variant it fits)
+            state = dict(ckpt)
+            convert_official_in_place(state, model,
+                                      how_read='torch.load weights_only=True')
+            model.load_state_dict(state, strict=True)
             return
     ckpt = _load_checkpoint(checkpoint, map_location='cpu')
     sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt

@@ -377,7 +377,8 @@ def variant_hint(official: Mapping[str, Tensor]) -> str:
 def convert_official_in_place(state_dict: MutableMapping,
                               model: torch.nn.Module,
                               prefix: str = '',
-                              logger: str = 'current') -> bool:
+                              logger: str = 'current',
+                              how_read: str = '') -> bool:
     """Convert an official checkpoint found in ``state_dict`` in place.
 
     Called with the state dict being loaded into a DAMO-YOLO detector (the
@@ -391,6 +392,8 @@ def convert_official_in_place(state_dict: MutableMapping,
         model: The target detector (its keys, without ``prefix``).
         prefix: Key prefix of the detector in ``state_dict``.
         logger: mmengine logger for the log line.
+        how_read: how the caller read the file (e.g. ``'torch.load,
+            weights_only=True'``), added to the log line.
 
     Returns:
         bool: whether a conversion happened.
@@ -417,11 +420,12 @@ def convert_official_in_place(state_dict: MutableMapping,
     dtypes = sorted({str(v.dtype).replace('torch.', '')
                      for v in official.values()
                      if torch.is_tensor(v) and v.is_floating_point()})
+    read = f'read with {how_read}, ' if how_read else ''
     print_log(
         f'official DAMO-YOLO checkpoint ({len(official)} tensors, '
         f'{"/".join(dtypes)}) converted in memory to damoyolo_mm keys '
-        '(same mapping as tools/convert_official.py, every key and shape '
-        'checked)', logger=logger)
+        f'({read}same mapping as tools/convert_official.py, every key and '
+        'shape checked)', logger=logger)
     return True
 
 
