@@ -11,7 +11,8 @@
 # active only inside MMDeploy's export context; see
 # damoyolo_mm/deploy/compat.py). The model configs import damoyolo_mm
 # itself. Every deploy config inherits this from here.
-custom_imports = dict(imports=['damoyolo_mm.deploy'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['damoyolo_mm.deploy'], allow_failed_imports=False)
 onnx_config = dict(
     type='onnx',
     export_params=True,

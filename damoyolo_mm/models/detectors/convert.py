@@ -17,8 +17,7 @@ is accepted (:func:`convert_official_in_place`, called by
 import functools
 import re
 from collections import OrderedDict
-from typing import (Dict, List, Mapping, MutableMapping, Optional, Sequence,
-                    Tuple)
+from typing import Dict, List, Mapping, MutableMapping, Optional, Tuple
 
 import torch
 from torch import Tensor

@@ -12,7 +12,8 @@ class DAMOYOLO(SingleStageDetector):
     """DAMO-YOLO: TinyNAS backbone, RepGFPN neck, ZeroHead.
 
     A plain :class:`~mmdet.models.SingleStageDetector` plus the deploy
-    switch and official checkpoints. :meth:`switch_to_deploy` re-parameterises every module that has
+    switch and the loading of official checkpoints.
+    :meth:`switch_to_deploy` re-parameterises every module that has
     a ``switch_to_deploy`` method (the :class:`RepConv` layers) and then
     folds every BatchNorm into the convolution before it; outputs stay the
     same up to float rounding.
