@@ -1,8 +1,8 @@
 """Packaging for damoyolo_mm.
 
-``configs/`` and ``tools/`` ship inside the package as
-``damoyolo_mm/.mim/{configs,tools}`` so that ``mim train damoyolo_mm CONFIG``
-finds them: copied for regular installs (wheel / sdist / ``pip install .``),
+``configs/``, ``tools/``, ``projects/`` and ``model-index.yml`` ship inside
+the package as ``damoyolo_mm/.mim/...`` so that ``mim train damoyolo_mm
+CONFIG`` finds the configs and ``mim search damoyolo_mm`` the model zoo: copied for regular installs (wheel / sdist / ``pip install .``),
 symlinked for editable installs (both the legacy ``develop`` command and the
 PEP 660 ``editable_wheel`` command that modern pip uses).
 """
@@ -21,7 +21,10 @@ except ImportError:  # setuptools < 64
     editable_wheel = None
 
 HERE = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ('configs', 'tools', 'projects')
+# folders and files copied into damoyolo_mm/.mim (model-index.yml: the model
+# zoo metadata that `mim search` / `mim download` read; it points to
+# configs/metafile.yml)
+MIM_FILES = ('configs', 'tools', 'projects', 'model-index.yml')
 
 
 def readme():
@@ -55,7 +58,9 @@ def add_mim_extension(mode: str) -> None:
             shutil.rmtree(dst)
         if mode == 'symlink':
             os.symlink(osp.relpath(src, mim_path), dst,
-                       target_is_directory=True)
+                       target_is_directory=osp.isdir(src))
+        elif osp.isfile(src):
+            shutil.copyfile(src, dst)
         else:
             shutil.copytree(
                 src, dst,
@@ -109,6 +114,9 @@ extras_require = {
     'deploy': ['onnx>=1.16', 'onnxruntime>=1.17', 'prettytable', 'aenum',
                'multiprocess', 'grpcio'],
     'tensorrt': ['tensorrt>=10,<11'],
+    # optional packages of mmdet's own tools: analyze_logs.py (seaborn),
+    # benchmark.py (psutil), TensorboardVisBackend (tensorboard)
+    'tools': ['seaborn', 'psutil', 'tensorboard'],
 }
 
 if __name__ == '__main__':

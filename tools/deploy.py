@@ -8,6 +8,10 @@ Examples:
     # ONNX Runtime (CPU), DAMO-YOLO-T at 640x640
     python tools/deploy.py configs/deploy/detection_onnxruntime_static-640x640.py \\
         configs/damoyolo_t_coco.py damoyolo_t.pth --work-dir work_dirs/t_ort
+    # MMDeploy's argument order (DEPLOY_CFG MODEL_CFG CHECKPOINT IMG); an
+    # official release file loads directly
+    python tools/deploy.py configs/deploy/detection_onnxruntime_static-640x640.py \\
+        configs/damoyolo_t_coco.py damoyolo_tinynasL20_T_436.pth demo.jpg
     # nano models use the *_nano deploy configs (their test_cfg differs)
     python tools/deploy.py configs/deploy/detection_onnxruntime_static-416x416_nano.py \\
         configs/damoyolo_ns_coco.py damoyolo_ns.pth --work-dir work_dirs/ns_ort
@@ -38,13 +42,19 @@ def parse_args(argv=None):
         'See docs/deploy.md.')
     parser.add_argument('deploy_cfg', help='deploy config (configs/deploy/)')
     parser.add_argument('model_cfg', help='model config')
-    parser.add_argument('checkpoint', help='model checkpoint (mmdet layout; '
-                        'convert official ones with tools/convert_official.py)')
+    parser.add_argument('checkpoint', help='model checkpoint: mmdet layout '
+                        'or an official DAMO-YOLO release file (converted '
+                        'in memory)')
+    parser.add_argument('img', nargs='?', default=None,
+                        help='image to trace with through the model test '
+                        'pipeline, as in MMDeploy\'s tools/deploy.py (same '
+                        'as --img; default: a zero image of the export '
+                        'size)')
     parser.add_argument('--work-dir', default='work_dirs/deploy',
                         help='output folder (default: %(default)s)')
-    parser.add_argument('--img', default=None,
-                        help='image to trace with through the model test '
-                        'pipeline (default: a zero image of the export size)')
+    parser.add_argument('--img', dest='img_option', default=None,
+                        help='image to trace with (the optional positional '
+                        'IMG)')
     parser.add_argument('--device', default='cpu',
                         help='device to build the model on (export runs on '
                         'CPU; the TensorRT engine is built on cuda:0)')
@@ -67,7 +77,13 @@ def parse_args(argv=None):
         help='load the checkpoint with full unpickling (weights_only=False; '
         'runs any code the file holds): only for files from a trusted source '
         'that hold more than weights (also: DAMOYOLO_TRUST_PICKLE=FILE)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.img_option is not None:
+        if args.img is not None and args.img != args.img_option:
+            parser.error(f'two images given: IMG={args.img!r} and '
+                         f'--img={args.img_option!r}; give one')
+        args.img = args.img_option
+    return args
 
 
 def main(argv=None):

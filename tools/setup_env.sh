@@ -7,7 +7,9 @@
 #   DAMOYOLO_VENV   where the virtual environment lives (default: <repo>/.venv)
 #   DAMOYOLO_CACHE  wheel cache outside the clone (default: ~/.cache/damoyolo_mm)
 #   PYTHON          interpreter used to create the venv (default: python3)
-#   DAMOYOLO_EXTRAS extras to install, comma separated (default: tests,deploy)
+#   DAMOYOLO_EXTRAS extras to install, comma separated (default: tests,deploy;
+#                   add "tools" for the optional packages of mmdet's analysis
+#                   tools: seaborn, psutil, tensorboard)
 #
 # The mmcv 2.1.0 ops wheel does not exist for torch 2.13: it is compiled from the
 # sdist once (20-25 min on 2 cores) and cached in $DAMOYOLO_CACHE/wheels/<key>/.
@@ -95,6 +97,9 @@ OPENCV_VERSION=5.0.0.93
 if [[ ",$EXTRAS," == *",deploy,"* ]]; then
     "${PIP[@]}" install -q "onnx>=1.16" "onnxruntime>=1.17" prettytable aenum multiprocess grpcio
     "${PIP[@]}" install -q --no-deps "mmdeploy==1.3.1"
+fi
+if [[ ",$EXTRAS," == *",tools,"* ]]; then
+    "${PIP[@]}" install -q seaborn psutil tensorboard
 fi
 
 # 5. the project itself (regular install so that `mim` finds damoyolo_mm/.mim/{configs,tools}).

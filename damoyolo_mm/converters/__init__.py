@@ -1,8 +1,10 @@
-"""Conversion of official DAMO-YOLO checkpoints to this implementation."""
-from .official import (CheckpointMismatchError, NotAnOfficialCheckpointError,
-                       convert_official_checkpoint,
-                       convert_official_state_dict,
-                       extract_official_state_dict, official_key_to_ours)
+"""Conversion of official DAMO-YOLO checkpoint files to this implementation."""
+from ..models.checkpoint.official import (CheckpointMismatchError,
+                                          convert_official_state_dict,
+                                          extract_official_state_dict,
+                                          official_key_to_ours)
+from .official import (NotAnOfficialCheckpointError,
+                       convert_official_checkpoint)
 
 __all__ = [
     'convert_official_state_dict', 'official_key_to_ours',

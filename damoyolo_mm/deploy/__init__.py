@@ -6,6 +6,12 @@ it needs the ``deploy`` extra (``mmdeploy==1.3.1`` installed with
 applies the torch 2.13 fixes of :mod:`.compat` and registers the rewriters
 of :mod:`.rewriters`; without it, the functions that need MMDeploy raise an
 ImportError saying what to install.
+
+Both are registrations in MMDeploy's rewriter registry, active only inside
+MMDeploy's export context: importing this module changes nothing else in the
+process (``torch.onnx.export`` itself is untouched). The deploy configs
+import it through ``custom_imports``, so MMDeploy's own ``tools/deploy.py``
+works with them.
 """
 import importlib.util
 

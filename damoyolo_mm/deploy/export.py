@@ -205,11 +205,34 @@ def build_model(model_cfg, checkpoint: Optional[str],
 def _load_strict(model: torch.nn.Module, checkpoint: str, cfg_name: str):
     """Load a checkpoint whose keys and shapes must fit the model exactly.
 
+    mmengine checkpoints and official DAMO-YOLO ones (``{'model': ...}``,
+    converted in memory) are accepted.
+
     Raises:
         ValueError: naming the missing / unexpected / mis-shaped keys (a few
             of each) and, for a checkpoint saved in deploy form, the fix.
     """
+    import pickle
+
     from mmengine.runner.checkpoint import _load_checkpoint
+
+    from damoyolo_mm.models.checkpoint import (convert_official_in_place,
+                                               is_official_checkpoint)
+    if osp.isfile(checkpoint):
+        # an official release file holds tensors only: weights_only=True
+        try:
+            ckpt = torch.load(checkpoint, map_location='cpu',
+                              weights_only=True)
+        except pickle.UnpicklingError:
+            ckpt = None  # e.g. an mmengine checkpoint with a message hub
+        if is_official_checkpoint(ckpt):
+            # converted in memory; the strict load checks every key and
+            # shape (an error names the released variant it fits)
+            state = dict(ckpt)
+            convert_official_in_place(state,
+                                      how_read='torch.load weights_only=True')
+            model.load_state_dict(state, strict=True)
+            return
     ckpt = _load_checkpoint(checkpoint, map_location='cpu')
     sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     sd = {k[7:] if k.startswith('module.') else k: v for k, v in sd.items()}

@@ -53,7 +53,9 @@ from .budget import Budget, BudgetError
 from .evolution import EvolutionSearch, check_feasible
 from .latency import DEFAULT_LUT, LatencyLUT
 from .registry import NAS_SCORES, NAS_SPACES
-from .structure import format_structure, save_structure_txt, to_damoyolo_format
+from .structure import (format_structure, from_config_keys,
+                        save_structure_txt, to_config_keys,
+                        to_damoyolo_format)
 
 STATE_FILE = 'search_state.pkl'
 CSV_FILE = 'candidates.csv'
@@ -180,7 +182,9 @@ class NASSearchRunner:
         self.cfg_dir = osp.abspath(cfg_dir or os.getcwd())
         self.resume = bool(resume)
         self.space_cfg = _to_plain(search_space)
-        self.init_cfg = _to_plain(init_structure)
+        # the config spelling (class_ / in_) and the file spelling give
+        # the same fingerprint
+        self.init_cfg = from_config_keys(_to_plain(init_structure))
         self.score_cfg = _to_plain(score or dict(type='madnas'))
         self.budget_cfg = _to_plain(budgets or {})
         self.latency_cfg = _to_plain(latency or {})
@@ -310,10 +314,9 @@ class NASSearchRunner:
         if unknown:
             raise SearchConfigError(f'outputs: unknown key(s) {unknown}')
         self.det_base = None
-        # inline=True writes the structure list into the config itself;
-        # mmengine 0.10.7 cannot dump configs whose dicts have a 'class'
-        # key (the Runner does so when training), so the default points
-        # to best_structure.txt beside the config.
+        # inline=True writes the structure list into the config itself
+        # (keys class_ / in_, which mmengine can print and dump); the
+        # default points to best_structure.txt beside the config.
         self.det_inline = bool(det.get('inline_structure', False))
         if det.get('base'):
             self.det_base = self._resolve(det['base'])
@@ -539,6 +542,11 @@ class NASSearchRunner:
         spec = ['[']
         spec += [f'    {b!r},' for b in damo]
         spec.append(']')
+        # inline in the config: the class_ / in_ spelling, which mmengine
+        # can print and dump (pretty_text writes dict(class=...) otherwise)
+        config_spec = ['[']
+        config_spec += [f'    {b!r},' for b in to_config_keys(damo)]
+        config_spec.append(']')
         lines = [
             '# Detection config with the backbone found by MAE-NAS',
             f'# ({self.score_type} {list(self.stage_weights)} = '
@@ -552,7 +560,7 @@ class NASSearchRunner:
         ]
         if self.det_inline:
             lines += ['model = dict(', '    backbone=dict(structure=']
-            lines += ['        ' + ln for ln in spec]
+            lines += ['        ' + ln for ln in config_spec]
             lines[-1] += '),'
         else:
             # the structure file beside this config; the found spec is:

@@ -38,6 +38,8 @@ from damoyolo_mm.models.backbones.structure import (IGNORED_KEYS,
                                                     StructureError,
                                                     list_structures,
                                                     load_structure)
+from damoyolo_mm.models.backbones.structure import (  # noqa: F401
+    CONFIG_KEY_ALIASES, from_config_keys, to_config_keys)
 
 StructureLike = Union[str, Sequence[Dict[str, Any]]]
 

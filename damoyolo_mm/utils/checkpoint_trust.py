@@ -140,7 +140,7 @@ def explain_checkpoint_error(err: BaseException, path: str) -> Optional[str]:
     """A short message for a failure to load checkpoint ``path`` (refused
     pickle, truncated / non-torch file, model mismatch), or ``None`` if
     ``err`` is something else."""
-    from damoyolo_mm.models.detectors.strict_load import \
+    from damoyolo_mm.models.checkpoint import \
         StateDictMismatchError
     if isinstance(err, StateDictMismatchError):
         return f'{path} does not fit the model: {err}'

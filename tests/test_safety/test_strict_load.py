@@ -8,7 +8,7 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
-from damoyolo_mm.models.detectors import StateDictMismatchError, match_variant
+from damoyolo_mm.models.checkpoint import StateDictMismatchError, match_variant
 from damoyolo_mm.variants import VARIANTS, variant_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -115,6 +115,10 @@ test_evaluator = val_evaluator
 
 # Training hooks of the recipe (here because the switch needs the pipeline).
 custom_hooks = [
+    # an official DAMO-YOLO checkpoint as load_from: converted in memory
+    # before the EMA hook reads it (the detector converts it by itself
+    # wherever else a checkpoint is loaded)
+    dict(type='OfficialCheckpointHook'),
     # channels-last weights: on CPU the training step is ~25 % faster (T at
     # 320 px) and the Nano models' depthwise convolutions several times
     # faster; checkpoints are layout-free

@@ -3,6 +3,16 @@
 # of DAMO-YOLO T/S/M/L (score 0.05, IoU 0.7, 500 detections per image) so
 # that the exported model returns the PyTorch detections; the *_nano
 # configs override them for Ns/Nm/Nl/N (score 0.03, IoU 0.65).
+#
+# custom_imports: what MMDeploy needs from this package, so that MMDeploy's
+# own tools/deploy.py and tools/test.py (1.3.1) work with these configs
+# unmodified: damoyolo_mm.deploy registers the ZeroHead export rewriter and
+# the torch >= 2.9 export fix (a MMDeploy rewriter of torch.onnx.export,
+# active only inside MMDeploy's export context; see
+# damoyolo_mm/deploy/compat.py). The model configs import damoyolo_mm
+# itself. Every deploy config inherits this from here.
+custom_imports = dict(
+    imports=['damoyolo_mm.deploy'], allow_failed_imports=False)
 onnx_config = dict(
     type='onnx',
     export_params=True,

@@ -22,6 +22,13 @@ rewrites a stem ``in`` of 3 (see :mod:`damoyolo_mm.nas.structure`).
 
 Every problem raises :class:`StructureError` (a ``ValueError``) naming the
 source, the stage index and the key.
+
+In config files the two keys that are Python keywords are written
+``class_`` and ``in_`` (:data:`CONFIG_KEY_ALIASES`): mmengine writes a dict
+whose keys are identifiers as ``dict(class=...)`` in ``Config.pretty_text``
+/ ``Config.dump`` (what ``print_config.py`` and the Runner do), a syntax
+error. Both spellings are accepted everywhere; structure files keep the
+official ``'class'`` / ``'in'``.
 """
 import ast
 import copy
@@ -46,6 +53,8 @@ REQUIRED_KEYS = {
 IGNORED_KEYS = ('nbitsA', 'nbitsW', 'inner_class')
 #: stem input channels in the structure files (RGB)
 IMAGE_STEM_IN = 3
+#: config spelling -> structure-file spelling of the keyword keys
+CONFIG_KEY_ALIASES = {'class_': 'class', 'in_': 'in'}
 
 StructureType = Union[str, Sequence[Dict]]
 
@@ -130,7 +139,8 @@ def load_structure(spec: StructureType,
         stages = read_structure_file(path)
         source = source or path
     elif isinstance(spec, (list, tuple)):
-        stages = copy.deepcopy(list(spec))
+        # configs spell the keyword keys class_ / in_
+        stages = from_config_keys(copy.deepcopy(list(spec)))
         source = source or 'inline structure'
     else:
         raise StructureError(
@@ -145,6 +155,34 @@ def load_structure(spec: StructureType,
             stages[0]['in'] = stem_in
     validate_structure(stages, allowed_classes, source, strict)
     return stages
+
+
+def from_config_keys(stages):
+    """``class_`` / ``in_`` -> ``class`` / ``in`` in every stage dict.
+
+    Anything that is not a list of dicts is returned unchanged (validation
+    reports it). A stage with both spellings of a key raises StructureError.
+    """
+    if not isinstance(stages, (list, tuple)):
+        return stages
+    out = []
+    for idx, st in enumerate(stages):
+        if hasattr(st, 'items'):
+            both = [a for a, k in CONFIG_KEY_ALIASES.items()
+                    if a in st and k in st]
+            if both:
+                raise StructureError(
+                    f'stage {idx} has both {both[0]!r} and '
+                    f'{CONFIG_KEY_ALIASES[both[0]]!r}; give one')
+            st = {CONFIG_KEY_ALIASES.get(k, k): v for k, v in st.items()}
+        out.append(st)
+    return out
+
+
+def to_config_keys(stages) -> List[Dict]:
+    """``class`` / ``in`` -> ``class_`` / ``in_`` (the config spelling)."""
+    inverse = {v: k for k, v in CONFIG_KEY_ALIASES.items()}
+    return [{inverse.get(k, k): v for k, v in st.items()} for st in stages]
 
 
 def validate_structure(stages,

@@ -8,7 +8,8 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.logging import MMLogger
 
 from ..finite_check import check_finite_losses
-from .strict_load import PartialLoad, check_state_dict
+from ..checkpoint import (PartialLoad, check_state_dict,
+                          convert_official_in_place)
 
 
 @MODELS.register_module()
@@ -16,17 +17,25 @@ class DAMOYOLO(SingleStageDetector):
     """DAMO-YOLO: TinyNAS backbone, RepGFPN neck, ZeroHead.
 
     A plain :class:`~mmdet.models.SingleStageDetector` plus the deploy
-    switch. :meth:`switch_to_deploy` re-parameterises every module that has
+    switch and the loading of official checkpoints.
+    :meth:`switch_to_deploy` re-parameterises every module that has
     a ``switch_to_deploy`` method (the :class:`RepConv` layers) and then
     folds every BatchNorm into the convolution before it; outputs stay the
     same up to float rounding.
 
-    Loading is strict on every path (``load_from``, ``tools/test.py``,
-    ``init_detector``, ``DetInferencer``, ``load_state_dict``): a
-    checkpoint that does not fit raises
-    :class:`~damoyolo_mm.models.detectors.StateDictMismatchError` with the
-    counts, the first keys and the released variant it fits, instead of
-    leaving random weights (see :mod:`.strict_load`).
+    Loading goes through :meth:`_load_from_state_dict`, which sees the whole
+    incoming dict first, on every path (``load_from``, ``--checkpoint``,
+    ``init_detector``, ``DetInferencer``, MMDeploy, ``load_state_dict``):
+
+    - an official DAMO-YOLO checkpoint (``{'model': state_dict}`` with the
+      official key names) is converted in memory
+      (:func:`~damoyolo_mm.models.checkpoint.convert_official_in_place`);
+    - then the dict is checked strictly: a checkpoint that does not fit
+      raises :class:`~damoyolo_mm.models.checkpoint.StateDictMismatchError`
+      with the counts, the first keys and the released variant it fits,
+      instead of leaving random weights, except for the keys that
+      ``partial_load`` declares (see
+      :mod:`damoyolo_mm.models.checkpoint.strict_load`).
 
     Args:
         backbone (dict): Backbone config.
@@ -81,8 +90,10 @@ class DAMOYOLO(SingleStageDetector):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
-        """Check the whole incoming state dict first (this module is the
-        first to see it); then load as usual."""
+        """Convert an official checkpoint in place and check the whole
+        incoming state dict (this module is the first to see it, before the
+        children take their keys); then load as usual."""
+        convert_official_in_place(state_dict, prefix)
         check_state_dict(state_dict, prefix, self.state_dict(),
                          self.partial_load, MMLogger.get_current_instance())
         super()._load_from_state_dict(state_dict, prefix, local_metadata,

@@ -14,6 +14,8 @@ from mmengine.model import BaseModel
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
+from ..checkpoint import is_official_checkpoint
+
 ConfigOrPath = Union[str, dict, ConfigDict, Config]
 
 
@@ -57,9 +59,10 @@ def _teacher_model_cfg(teacher_cfg: ConfigOrPath) -> dict:
 def load_teacher_weights(teacher: nn.Module, ckpt_path: str) -> None:
     """Load a detector checkpoint into ``teacher`` strictly.
 
-    Accepts mmengine checkpoints (``state_dict`` entry) and bare state
-    dicts; refuses official DAMO-YOLO (``model`` entry) and distillation
-    checkpoints with a hint at the converting tool.
+    Accepts mmengine checkpoints (``state_dict`` entry), bare state dicts
+    and official DAMO-YOLO checkpoints (``model`` entry, converted in
+    memory); refuses distillation checkpoints with a hint at the tool that
+    extracts the student.
     """
     if not isinstance(ckpt_path, str) or not ckpt_path:
         raise ValueError(
@@ -75,13 +78,13 @@ def load_teacher_weights(teacher: nn.Module, ckpt_path: str) -> None:
     if not isinstance(ckpt, dict):
         raise TypeError(f'teacher checkpoint {ckpt_path!r} holds a '
                         f'{type(ckpt).__name__}, expected a dict')
+    if is_official_checkpoint(ckpt):
+        # an official release file: converted in memory, strictly (the
+        # error names the released variant it fits)
+        teacher.load_state_dict(ckpt, strict=True)
+        return
     if 'state_dict' in ckpt:
         state_dict = ckpt['state_dict']
-    elif 'model' in ckpt and isinstance(ckpt['model'], dict):
-        raise ValueError(
-            f'teacher checkpoint {ckpt_path!r} is an official DAMO-YOLO '
-            "checkpoint ({'model': ...}); convert it first with "
-            'tools/convert_official.py')
     else:
         state_dict = ckpt
     state_dict = {re.sub(r'^module\.', '', k): v

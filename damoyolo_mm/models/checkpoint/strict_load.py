@@ -175,7 +175,8 @@ def _mismatch_message(state_dict, prefix, own, incoming, missing,
     fits = match_variant(state_dict, prefix)
     ours = match_variant(own)
     if fits is not None and fits != ours:
-        lines.append(f'  the checkpoint fits the released variant {fits!r}'
+        lines.append(f'  the checkpoint fits the released variant {fits!r} '
+                     f'(configs/damoyolo_{fits.split()[0]}_coco.py)'
                      f'{"; the model is " + repr(ours) if ours else ""}')
     elif not missing and not unexpected and all(
             k.startswith('bbox_head.gfl_cls.') for k in mismatched):
