@@ -255,9 +255,12 @@ def branch_grads(t_model, golden_dir, train_golden):
                                   _samples(train_golden))
             per_key = {}
             for key in LOSS_KEYS:
+                # a term cut off from the graph has zero gradients (and
+                # fails below), not an autograd error
                 grads = torch.autograd.grad(
                     losses[key], params, retain_graph=True,
-                    allow_unused=True)
+                    allow_unused=True) if losses[key].requires_grad else \
+                    [None] * len(params)
                 per_key[key] = [
                     torch.zeros_like(p) if g is None else g
                     for p, g in zip(params, grads)
