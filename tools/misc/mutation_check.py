@@ -87,6 +87,9 @@ def parse_args(argv=None):
     parser.add_argument('--baseline', action='store_true',
                         help='first run the same tests unmutated (they '
                         'must pass)')
+    parser.add_argument('--without-official', action='store_true',
+                        help='hide the official checkout from the tests, as '
+                        'in CI (its reference tests skip)')
     parser.add_argument('--python', default=sys.executable,
                         help='interpreter with the test dependencies')
     parser.add_argument('--pytest-args', default='-q -x',
@@ -121,7 +124,8 @@ def find_site(root: str, mutation: Mutation) -> str:
         raise LookupError(
             f'mutation {mutation.name!r}: pattern {mutation.pattern!r} '
             f'must match {mutation.count}x in one file under damoyolo_mm/, '
-            f'found {found}; update MUTATIONS in {osp.relpath(__file__, REPO)}')
+            f'found {found}; update MUTATIONS in '
+            f'{osp.relpath(__file__, REPO)}')
     return hits[0][0]
 
 
@@ -140,16 +144,20 @@ def find_tests(root: str, mutation: Mutation) -> List[str]:
     return [found[t][0] for t in mutation.tests]
 
 
-def run_tests(root: str, tests: List[str], python: str,
-              pytest_args: str) -> Tuple[int, List[str], float]:
+def run_tests(root: str, tests: List[str], python: str, pytest_args: str,
+              without_official: bool) -> Tuple[int, List[str], float]:
     """Run the tests in ``root``; return the exit code, the failing test
     ids and the time taken."""
     report = osp.join(root, '_mutation_report.xml')
     env = dict(os.environ)
     env.setdefault('DAMOYOLO_GOLDEN',
                    osp.join(osp.dirname(REPO), 'shared', 'golden'))
-    env.setdefault('DAMOYOLO_OFFICIAL_ROOT',
-                   osp.join(osp.dirname(REPO), 'ref', 'damoyolo_official'))
+    if without_official:
+        env['DAMOYOLO_OFFICIAL_ROOT'] = osp.join(root, 'no_official_checkout')
+    else:
+        env.setdefault(
+            'DAMOYOLO_OFFICIAL_ROOT',
+            osp.join(osp.dirname(REPO), 'ref', 'damoyolo_official'))
     cmd = [python, '-m', 'pytest', *pytest_args.split(), '-m', 'not heavy',
            '-p', 'no:cacheprovider', f'--junitxml={report}',
            *[osp.relpath(t, root) for t in tests]]
@@ -189,7 +197,8 @@ def main(argv=None) -> int:
         if args.baseline:
             all_tests = sorted({t for m in selected for t in tests[m.name]})
             code, failed, sec = run_tests(root, all_tests, args.python,
-                                          args.pytest_args)
+                                          args.pytest_args,
+                                          args.without_official)
             print(f'baseline: {len(all_tests)} files, exit {code}, '
                   f'{sec:.0f} s')
             if code != 0:
@@ -205,7 +214,8 @@ def main(argv=None) -> int:
                 f.write(mutated)
             try:
                 code, failed, sec = run_tests(root, tests[m.name],
-                                              args.python, args.pytest_args)
+                                              args.python, args.pytest_args,
+                                              args.without_official)
             finally:
                 with open(path, 'w', encoding='utf-8') as f:
                     f.write(original)
