@@ -152,8 +152,8 @@ def test_post_processing_equals_test_cfg(deploy_mod, deploy_cfg):
     for family, names in MODEL_FOR.items():
         for name in names:
             model_cfg = osp.join(REPO, 'configs', name + '.py')
-            if not osp.isfile(model_cfg):
-                continue
+            assert osp.isfile(model_cfg), \
+                f'{model_cfg} not found: update MODEL_FOR'
             d, m = Config.fromfile(deploy_cfg), Config.fromfile(model_cfg)
             if (family == 'nano') == nano:
                 notes = deploy_mod.check_post_processing(d, m)

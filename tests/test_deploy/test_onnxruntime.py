@@ -5,7 +5,8 @@ exported once per session (MMDeploy + the ZeroHead rewriter, NMS in the
 graph) and checked three ways:
 
 1. the tensors entering the graph's NonMaxSuppression (decoded boxes and
-   class probabilities) equal PyTorch's within 1e-3 px / 1e-4;
+   class probabilities) equal PyTorch's within 1.2e-3 px / 1e-5 (measured
+   1.2e-4 px / 9.2e-7, also against the official fused model);
 2. the graph's NMS *is* the PyTorch NMS: run on the same boxes/scores, the
    exported detections and the head's post-processing both equal one
    reference NMS (class-wise greedy, score > thr, IoU > thr suppresses,
@@ -25,6 +26,8 @@ from deploy_helpers import (VARIANTS, add_nms_inputs_as_outputs,
                             reference_nms)
 
 BOX_TOL, SCORE_TOL = 1e-3, 1e-4
+# the raw tensors before NMS: ~10x the measured 1.2e-4 px / 9.2e-7
+RAW_BOX_TOL, RAW_SCORE_TOL = 1.2e-3, 1e-5
 # least fraction of matched end-to-end detections (see the module doc)
 MIN_E2E_MATCH = {'Ns': 0.97, 'T': 1.0}
 
@@ -86,13 +89,13 @@ def test_nms_inputs_equal_pytorch(exported):
     assert exported['nms_scores'].shape == (n, c)
     db = np.abs(exported['nms_boxes'] - exported['pt_boxes']).max()
     ds = np.abs(exported['nms_scores'] - exported['pt_scores']).max()
-    assert db <= BOX_TOL and ds <= SCORE_TOL, (db, ds)
+    assert db <= RAW_BOX_TOL and ds <= RAW_SCORE_TOL, (db, ds)
     # and the official fused model's outputs (golden)
     ref = g['deploy']['reparam_fused']
     db = np.abs(exported['nms_boxes'] - ref['bbox_preds'][0].numpy()).max()
     ds = np.abs(exported['nms_scores'] -
                 ref['cls_scores'][0].numpy()).max()
-    assert db <= BOX_TOL and ds <= SCORE_TOL, (db, ds)
+    assert db <= RAW_BOX_TOL and ds <= RAW_SCORE_TOL, (db, ds)
 
 
 def test_graph_nms_is_pytorch_nms(exported):

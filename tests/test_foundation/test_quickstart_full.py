@@ -1,7 +1,8 @@
 """The quickstart recipe, whole: train configs/quickstart/damoyolo_quickstart.py
 on the full demo dataset and check the documented accuracy (about 6.5 min on
 2 CPU cores, so `heavy`; test_train_test_e2e.py runs the same config for 2
-iterations by default)."""
+iterations and test_quickstart_model_ap.py evaluates the stored result by
+default)."""
 import glob
 import json
 import os.path as osp

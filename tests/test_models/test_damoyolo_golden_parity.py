@@ -15,16 +15,17 @@ from mmengine.config import Config
 from damoyolo_mm.converters import convert_official_state_dict
 from damoyolo_mm.variants import variant_config
 
-FEAT_ATOL = 1e-4
-CLS_ATOL = 1e-4
-BOX_ATOL = 1e-3
+# ~10x the measured errors (see below)
+FEAT_ATOL = 2e-5
+CLS_ATOL = 1e-5
+BOX_ATOL = 1.2e-3
 
 pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 # Measured (fp32 CPU, 1 thread): backbone / neck features <= 1.8e-6, class
-# scores <= 9e-7, boxes <= 1.2e-4 px, fused form the same; with 2 threads
-# the features and scores of Ns / T are bit-identical to the goldens.
+# scores <= 1.2e-6 (Nm), boxes <= 1.2e-4 px, fused form the same; with 2
+# threads the features and scores of Ns / T are bit-identical to the goldens.
 
 
 def _load(golden_dir, variant):
@@ -88,9 +89,10 @@ def test_raw_outputs(parity):
 
 def _match_detections(ours, ref, score_tol=0.):
     """Match post-NMS detections one to one (same label, box within
-    BOX_ATOL, score within CLS_ATOL), searching among the golden
-    detections whose score is within ``score_tol`` of ours (exact ties when
-    0). Returns the indices of our unmatched detections."""
+    BOX_ATOL, score within max(CLS_ATOL, ``score_tol``)), searching among
+    the golden detections whose score is within ``score_tol`` of ours
+    (exact ties when 0). Returns the indices of our unmatched
+    detections."""
     assert len(ours.scores) == len(ref['scores'])
     used = torch.zeros(len(ref['scores']), dtype=torch.bool)
     unmatched = []
@@ -101,7 +103,8 @@ def _match_detections(ours, ref, score_tol=0.):
             near = ref['scores'] == ref['scores'][i]
         cand = near & ~used & (ref['labels'] == ours.labels[i]) & (
             (ref['bboxes'] - ours.bboxes[i]).abs().amax(1) <= BOX_ATOL) & (
-                (ref['scores'] - ours.scores[i]).abs() <= CLS_ATOL)
+                (ref['scores'] - ours.scores[i]).abs() <= max(
+                    CLS_ATOL, score_tol))
         idx = cand.nonzero().flatten()
         if len(idx):
             used[idx[0]] = True
@@ -112,20 +115,24 @@ def _match_detections(ours, ref, score_tol=0.):
 
 def _check_detections(dets, ref, variant):
     """Our post-NMS detections match the golden ones one to one (label, box
-    within 1e-3 px, score within 1e-4).
+    within BOX_ATOL, score within CLS_ATOL for T, 2e-5 for the nanos).
 
     T matches completely. The nano goldens are ill-conditioned for NMS:
     groups of stride-32 priors differ in score by only ~1e-6 (their deepest
     features are nearly input independent), the size of float-rounding
     noise (thread count, conv+BN folding: ~5e-7), so the order inside such
     a group, hence which of two overlapping boxes survives NMS and what it
-    suppresses further down, can flip. Measured: 0 to 8 of 500 detections
-    differ for Ns / Nm depending on the rounding; 15 are allowed. The NMS
+    suppresses further down, can flip; a flipped detection is matched to
+    its near-tie partner, hence the wider score window of 2e-5. Measured:
+    0 to 8 of 500 detections differ for Ns / Nm depending on the rounding
+    on one build of torch 2.13, 16 (Nm) on another; 25 are allowed. The NMS
     itself is checked exactly by :func:`test_config_nms_on_golden_raw`.
     """
     assert len(dets.scores) == len(ref['scores']) == 500
-    unmatched = _match_detections(dets, ref, score_tol=2e-5)
-    limit = 0 if variant == 'T' else 15
+    if variant == 'T':
+        unmatched, limit = _match_detections(dets, ref, CLS_ATOL), 0
+    else:
+        unmatched, limit = _match_detections(dets, ref, 2e-5), 25
     assert len(unmatched) <= limit, \
         f'{len(unmatched)} of 500 detections differ: {unmatched[:20]}'
 

@@ -1,5 +1,6 @@
 """ZeroHead training loss: formula checks and parity with the official
 train-mode golden (full DAMO-YOLO-T on a batch of two 320x320 images)."""
+import json
 import os.path as osp
 
 import pytest
@@ -10,6 +11,10 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 CASES = ['ckpt', 'head_init']
+# Relative error of the losses against the golden, measured: <= 1.2e-7 from
+# the stand-in head outputs, <= 4.5e-7 for the full model (1 or 2 threads);
+# tolerance ~10x.
+LOSS_RTOL = 5e-6
 LEVEL_HW = [(40, 40), (20, 20), (10, 10)]
 STRIDES = [8, 16, 32]
 
@@ -108,12 +113,15 @@ def test_qfl_and_giou_from_golden_head_outputs(train_golden, case):
     golden = train_golden['cases'][case]
     head, cls_maps, reg_maps = _stand_in_outputs(golden)
     scores, boxes = head.decode_outputs(cls_maps, reg_maps)
+    # measured 6.1e-5 px (the stand-in bin logits are fp32 logs)
     assert (boxes - golden['head_outputs']['decoded_bboxes']).abs().max() \
-        < 1e-3
+        < 6e-4
     losses = head.loss_by_feat(cls_maps, reg_maps, gt_list(train_golden),
                                [{}, {}])
-    assert rel_err(losses['loss_cls'], golden['losses']['loss_cls']) < 1e-4
-    assert rel_err(losses['loss_bbox'], golden['losses']['loss_bbox']) < 1e-4
+    assert rel_err(losses['loss_cls'],
+                   golden['losses']['loss_cls']) < LOSS_RTOL
+    assert rel_err(losses['loss_bbox'],
+                   golden['losses']['loss_bbox']) < LOSS_RTOL
     assert losses['loss_dfl'] > 0
 
 
@@ -209,21 +217,105 @@ def test_full_model_loss_parity(t_model, golden_dir, train_golden, case):
     ref = train_golden['cases'][case]['losses']
     assert set(losses) == {'loss_cls', 'loss_bbox', 'loss_dfl'}
     for key in ('loss_cls', 'loss_bbox', 'loss_dfl'):
-        assert rel_err(losses[key], ref[key]) < 1e-4, key
+        assert rel_err(losses[key], ref[key]) < LOSS_RTOL, key
     total = sum(v.item() for v in losses.values())
-    assert rel_err(total, ref['total_loss']) < 1e-4
+    assert rel_err(total, ref['total_loss']) < LOSS_RTOL
 
 
-@pytest.mark.heavy
+LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_dfl')
+GRAD_REF = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'data',
+    't_train_grads.json')
+# Relative tolerances of gradient norms per part (and of the prediction
+# conv bias gradients), ~10x the measured spread: with one thread ours
+# equal the official gradients bit for bit; with two threads (as the golden
+# was made) the backbone norms move by up to 2.9e-4 (large early-layer sums
+# in another order), the neck by 1.7e-5, the head by 1.4e-6. The norm of all
+# gradients of the total loss matches the golden to 3.0e-5 (1 thread) /
+# 1.8e-7 (2 threads).
+GRAD_RTOL = dict(all=3e-3, backbone=3e-3, neck=2e-4, gfl_cls=1e-5,
+                 gfl_reg=1e-5, bias=1e-5, golden_norm=3e-4)
+
+
+@pytest.fixture(scope='module')
+def branch_grads(t_model, golden_dir, train_golden):
+    """Per loss term (QFL, GIoU, DFL): the gradient of every parameter of
+    the full T model in train mode on the golden batch, for both cases (one
+    thread: 5x faster than two on the loaded 2-core machine)."""
+    params = list(t_model.parameters())
+    out = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for case in CASES:
+            _load_case(t_model, golden_dir, train_golden, case)
+            t_model.zero_grad()
+            losses = t_model.loss(train_golden['inputs'],
+                                  _samples(train_golden))
+            per_key = {}
+            for key in LOSS_KEYS:
+                # a term cut off from the graph has zero gradients (and
+                # fails below), not an autograd error
+                grads = torch.autograd.grad(
+                    losses[key], params, retain_graph=True,
+                    allow_unused=True) if losses[key].requires_grad else \
+                    [None] * len(params)
+                per_key[key] = [
+                    torch.zeros_like(p) if g is None else g
+                    for p, g in zip(params, grads)
+                ]
+            per_key['total'] = [sum(gs) for gs in zip(*per_key.values())]
+            out[case] = per_key
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def _grad_norms(model, grads):
+    index = {id(p): i for i, p in enumerate(model.parameters())}
+    head = model.bbox_head
+    groups = dict(all=model, backbone=model.backbone, neck=model.neck,
+                  gfl_cls=head.gfl_cls, gfl_reg=head.gfl_reg)
+    return {
+        name: torch.sqrt(sum((grads[index[id(p)]].double()**2).sum()
+                             for p in m.parameters())).item()
+        for name, m in groups.items()
+    }
+
+
 @pytest.mark.parametrize('case', CASES)
-def test_full_model_gradient_norm(t_model, golden_dir, train_golden, case):
+def test_full_model_gradient_norm(t_model, branch_grads, train_golden,
+                                  case):
     """Backward of the total loss: norm of all parameter gradients."""
-    _load_case(t_model, golden_dir, train_golden, case)
-    t_model.zero_grad()
-    losses = t_model.loss(train_golden['inputs'], _samples(train_golden))
-    sum(losses.values()).backward()
-    norm = torch.sqrt(
-        sum((p.grad.double()**2).sum() for p in t_model.parameters()
-            if p.grad is not None)).item()
+    norm = _grad_norms(t_model, branch_grads[case]['total'])['all']
     ref = train_golden['cases'][case]['grad_norm_all_params']
-    assert rel_err(norm, ref) < 1e-4
+    assert rel_err(norm, ref) < GRAD_RTOL['golden_norm']
+
+
+@pytest.mark.parametrize('case', CASES)
+@pytest.mark.parametrize('key', LOSS_KEYS + ('total', ))
+def test_per_branch_gradients(t_model, branch_grads, case, key):
+    """Gradients of each loss term alone (official values made once by
+    tests/data/make_references.py): norms over backbone, neck, class and box
+    prediction convs, and the bias gradients of the prediction convs. Each
+    term must move exactly the parts it moves in the official code (e.g.
+    GIoU reaches the box branch through the decoded boxes)."""
+    with open(GRAD_REF) as f:
+        ref = json.load(f)['cases'][case][key]
+    grads = branch_grads[case][key]
+    norms = _grad_norms(t_model, grads)
+    scale = ref['norm']['all']
+    assert scale > 0
+    for name, value in norms.items():
+        expected = ref['norm'][name]
+        assert abs(value - expected) <= GRAD_RTOL[name] * max(
+            expected, 1e-3 * scale), (name, value, expected)
+    index = {id(p): i for i, p in enumerate(t_model.parameters())}
+    for name, expected in ref['bias'].items():
+        branch, level = name.split('.')
+        conv = getattr(t_model.bbox_head, branch)[int(level)]
+        ours = grads[index[id(conv.bias)]].double()
+        expected = torch.tensor(expected, dtype=torch.float64)
+        tol = GRAD_RTOL['bias'] * max(float(expected.abs().max()),
+                                      1e-3 * scale)
+        assert float((ours - expected).abs().max()) <= tol, name

@@ -150,7 +150,6 @@ def test_entropy_close_to_madnas_small_structure():
     assert m > 0
 
 
-@pytest.mark.heavy
 def test_entropy_matches_golden_forward_score(golden):
     # the golden forward score of T_L_minus1 (batch 8, 4 repeats); here
     # batch 1, 4 repeats at the same 320 px:
