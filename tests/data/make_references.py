@@ -27,11 +27,11 @@ Writes (only the parts asked for with ``--only``, all by default):
   the prediction conv biases.
 
 The reference imports torchvision, loguru, easydict and thop at import
-time; stand-ins for the missing ones come from ``tools/benchmark_train.py``.
+time; stand-ins for the missing ones come from
+``damoyolo_mm.benchmark.official_code``.
 """
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -43,6 +43,9 @@ import torch
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))
+# run from a checkout: import its damoyolo_mm, not an installed copy
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
 LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_dfl')
 # SADA colour operations: name -> (official function, level -> argument)
 COLOUR_LEVELS = (2, 5, 8)
@@ -76,38 +79,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _stubs():
-    path = osp.join(REPO, 'tools', 'benchmark_train.py')
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'{path} not found: it provides reference_import_stubs(), the '
-            'stand-ins for the official code\'s import-time dependencies')
-    spec = importlib.util.spec_from_file_location('_benchmark_train', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.reference_import_stubs()
-
-
 @contextlib.contextmanager
 def official(root):
-    """``sys.path`` and cwd set up to import the official ``damo`` package;
-    everything imported from it is dropped again afterwards."""
-    root = osp.abspath(root)
-    if not osp.isdir(osp.join(root, 'damo')):
-        raise FileNotFoundError(f'--official-root {root!r} has no damo/')
-    cwd, path_before = os.getcwd(), list(sys.path)
-    before = set(sys.modules)
-    with _stubs():
-        sys.path.insert(0, root)
-        os.chdir(root)
-        try:
-            yield root
-        finally:
-            os.chdir(cwd)
-            sys.path[:] = path_before
-            for name in set(sys.modules) - before:
-                if name.split('.')[0] in ('damo', 'configs'):
-                    sys.modules.pop(name, None)
+    """The official ``damo`` package importable (the one harness of the
+    benchmarks, :func:`damoyolo_mm.benchmark.official_code.official_code`,
+    which restores everything it changes); yields the absolute root."""
+    from damoyolo_mm.benchmark.official_code import official_code
+    root = osp.abspath(root)  # official_code changes the cwd
+    with official_code(root):
+        yield root
 
 
 def _save_npz(path, **arrays):

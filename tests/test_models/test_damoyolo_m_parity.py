@@ -15,8 +15,8 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from damoyolo_mm.models.detectors import (convert_official_state_dict,
-                                          variant_config)
+from damoyolo_mm.converters import convert_official_state_dict
+from damoyolo_mm.variants import variant_config
 
 # measured (fp32 CPU, 1 thread): class scores <= 5.4e-7, boxes <= 1.8e-4 px
 # (deploy form: 6.3e-7 / 1.5e-4 px); tolerances ~10x
