@@ -1,4 +1,6 @@
 # DAMO-YOLO-Nm (tinynasL18_Nm): 2.71 M params / 3.69 GFLOPs at 416.
+# The Nano recipe (configs/_base_/datasets/coco_detection.py) at 416 px with
+# shear 0.2 deg and AdamW; Ns and Nl inherit Nm.
 _base_ = [
     './_base_/models/damoyolo_tinynas_nano.py',
     './_base_/datasets/coco_detection.py',
@@ -6,61 +8,26 @@ _base_ = [
 ]
 
 img_scale = (416, 416)
+max_shear_degree = 0.2
 
-model = dict(
-    backbone=dict(
-        structure='tinynas_nano_middle',
-        out_indices=(2, 4, 5),
-        use_focus=False,
-        depthwise=True,
-        use_se=False,
-        act_cfg=dict(type='SiLU', inplace=True)),
-    neck=dict(
-        in_channels=[64, 128, 256],
-        out_channels=[64, 128, 256],
-        depth=0.5,
-        hidden_ratio=0.5,
-        block_type='mobile',
-        act_cfg=dict(type='SiLU', inplace=True)),
-    bbox_head=dict(in_channels=[64, 128, 256], reg_max=7, last_kernel_size=1),
-    test_cfg=dict(score_thr=0.03, nms=dict(iou_threshold=0.65)))
-
-# ----------------------------- training recipe -----------------------------
-# AdamW, lr 0.001 per 64 images (scaled with the real batch), wd 0.01;
-# 300 epochs (configs/_base_/schedules/). Train and test at 416 px
-# without keeping the ratio; mosaic on a 2 x 640 canvas, random affine
-# with scale (0.1, 2.0), rotation 10 deg, translation 0.2, shear 0.2 deg;
-# MixUp p 0.15; flip; SADA (configs/_base_/datasets/coco_detection.py).
-# the resize of the training tail and of the test pipeline: img_scale
+# the transforms that read the two values above, rebuilt from the base
 train_pipeline_tail = [
     dict(t, scale=img_scale) if t['type'] == 'Resize' else t
     for t in _base_.train_pipeline_tail
 ]
+train_pipeline = [
+    dict(t, max_shear_degree=max_shear_degree)
+    if t['type'] == 'DAMOYOLORandomAffine' else t
+    for t in _base_.train_pipeline[:-len(train_pipeline_tail)]
+] + train_pipeline_tail
 test_pipeline = [
     dict(t, scale=img_scale) if t['type'] == 'Resize' else t
     for t in _base_.test_pipeline
 ]
-train_pipeline = [
-    dict(type='DAMOYOLOMosaic', img_scale=(640, 640), pad_val=114.0),
-    dict(
-        type='DAMOYOLORandomAffine',
-        img_scale=(640, 640),
-        scaling_ratio_range=(0.1, 2.0),
-        max_rotate_degree=10.0,
-        max_translate_ratio=0.2,
-        max_shear_degree=0.2),
-    dict(
-        type='DAMOYOLOMixUp',
-        img_scale=(640, 640),
-        ratio_range=(0.5, 1.5),
-        prob=0.15,
-        pad_val=114.0),
-    *train_pipeline_tail,
-]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# the no-augmentation tail of the last 16 epochs uses the 416 px resize too
+# the no-augmentation tail of the last 16 epochs
 custom_hooks = [
     dict(h, switch_pipeline=train_pipeline_tail)
     if h['type'] == 'PipelineSwitchHook' else h

@@ -1,4 +1,5 @@
-# DAMO-YOLO-M trained with neck-feature distillation from DAMO-YOLO-L.
+# DAMO-YOLO-M trained with neck-feature distillation from DAMO-YOLO-L
+# (configs/distill/_base_/neck_cwd_distill.py).
 # Both CSP backbones (TinyNAS-CSP); neck channels 128/256/512 on both sides.
 #
 # The student recipe is the one of damoyolo_m_coco.py; the teacher is built
@@ -6,22 +7,11 @@
 #   python tools/train.py configs/distill/damoyolo_m_distill_from_l.py \
 #       --cfg-options \
 #       teacher_ckpt=work_dirs/damoyolo_l_coco/epoch_300.pth
-# Loss: CWD on the aligned, batch-normalised neck outputs; its weight decays
-# 1 -> 0.1 (half cosine) over the whole training; the student's gradients
-# are clipped to L2 norm 30. Extract the plain student afterwards with
-#   python tools/extract_student.py CKPT OUT.pth
-_base_ = ['../damoyolo_m_coco.py']
+_base_ = ['../damoyolo_m_coco.py', './_base_/neck_cwd_distill.py']
 
 model = dict(
+    _base_.distiller,
     _delete_=True,
-    type='DAMOYOLODistiller',
     student=_base_.model,
-    teacher_cfg='{{fileDirname}}/../damoyolo_l_coco.py',
-    teacher_ckpt=None,  # required: --cfg-options teacher_ckpt=PATH
-    distill_loss=dict(type='NeckDistillLoss', loss='cwd', loss_weight=1.0))
-
-custom_hooks = _base_.get('custom_hooks', []) + [
-    # weight 1 -> 0.1 over the whole training (span=None: runner.max_iters)
-    dict(type='DistillWeightHook', start_weight=1.0, end_weight=0.1),
-    dict(type='DistillGradClipHook', max_norm=30., norm_type=2),
-]
+    teacher_cfg='{{fileDirname}}/../damoyolo_l_coco.py')
+custom_hooks = _base_.custom_hooks + _base_.distill_hooks

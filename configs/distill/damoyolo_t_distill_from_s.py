@@ -1,4 +1,5 @@
-# DAMO-YOLO-T trained with neck-feature distillation from DAMO-YOLO-S.
+# DAMO-YOLO-T trained with neck-feature distillation from DAMO-YOLO-S
+# (configs/distill/_base_/neck_cwd_distill.py).
 # Student neck 64/128/256 aligned to the teacher's 128/256/512 by 1x1 convs.
 #
 # The student recipe is the one of damoyolo_t_coco.py; the teacher is built
@@ -6,22 +7,11 @@
 #   python tools/train.py configs/distill/damoyolo_t_distill_from_s.py \
 #       --cfg-options \
 #       teacher_ckpt=work_dirs/damoyolo_s_coco/epoch_300.pth
-# Loss: CWD on the aligned, batch-normalised neck outputs; its weight decays
-# 1 -> 0.1 (half cosine) over the whole training; the student's gradients
-# are clipped to L2 norm 30. Extract the plain student afterwards with
-#   python tools/extract_student.py CKPT OUT.pth
-_base_ = ['../damoyolo_t_coco.py']
+_base_ = ['../damoyolo_t_coco.py', './_base_/neck_cwd_distill.py']
 
 model = dict(
+    _base_.distiller,
     _delete_=True,
-    type='DAMOYOLODistiller',
     student=_base_.model,
-    teacher_cfg='{{fileDirname}}/../damoyolo_s_coco.py',
-    teacher_ckpt=None,  # required: --cfg-options teacher_ckpt=PATH
-    distill_loss=dict(type='NeckDistillLoss', loss='cwd', loss_weight=1.0))
-
-custom_hooks = _base_.get('custom_hooks', []) + [
-    # weight 1 -> 0.1 over the whole training (span=None: runner.max_iters)
-    dict(type='DistillWeightHook', start_weight=1.0, end_weight=0.1),
-    dict(type='DistillGradClipHook', max_norm=30., norm_type=2),
-]
+    teacher_cfg='{{fileDirname}}/../damoyolo_s_coco.py')
+custom_hooks = _base_.custom_hooks + _base_.distill_hooks

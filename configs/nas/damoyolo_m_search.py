@@ -3,22 +3,11 @@
 # table, where the published M predicts 4.004e-4 s).
 _base_ = ['./_base_/damoyolo_search.py']
 
-search_space = dict(
-    type='ResKXKXSpace',
-    channel_range=[None, None, [64, 128], None, [128, 256], [256, 512]])
-
+search_space = dict(type='ResKXKXSpace')  # the base's channel ranges
+# the base's start structure with KXKX blocks
 init_structure = [
-    dict({'class': 'ConvKXBNRELU'}, **{'in': 12, 'out': 32, 's': 1, 'k': 3}),
-    dict({'class': 'SuperResConvKXKX'},
-         **{'in': 32, 'out': 48, 's': 2, 'k': 3, 'L': 1, 'btn': 32}),
-    dict({'class': 'SuperResConvKXKX'},
-         **{'in': 48, 'out': 96, 's': 2, 'k': 3, 'L': 1, 'btn': 48}),
-    dict({'class': 'SuperResConvKXKX'},
-         **{'in': 96, 'out': 96, 's': 2, 'k': 3, 'L': 1, 'btn': 96}),
-    dict({'class': 'SuperResConvKXKX'},
-         **{'in': 96, 'out': 192, 's': 1, 'k': 3, 'L': 1, 'btn': 96}),
-    dict({'class': 'SuperResConvKXKX'},
-         **{'in': 192, 'out': 384, 's': 2, 'k': 3, 'L': 1, 'btn': 192}),
+    dict(b, **{'class': b['class'].replace('K1KX', 'KXKX')})
+    for b in _base_.init_structure
 ]
 
 # latency: 0.9991 x the published M backbone, predicted with the shipped

@@ -1,11 +1,7 @@
 # MAE-NAS search of the DAMO-YOLO-S backbone (TinyNAS example_k1kx_small:
 # K1KX blocks, 25 layers, latency budget 12e-5 s on the V100 TensorRT-FP16
 # table, where the published S predicts 1.1996e-4 s).
-_base_ = ['./_base_/damoyolo_search.py']
-
-search_space = dict(
-    type='ResK1KXSpace',
-    channel_range=[None, None, [64, 128], None, [128, 256], [256, 512]])
+_base_ = ['./_base_/damoyolo_search.py']  # K1KX space, S channel ranges
 
 # latency: 1.0004 x the published S backbone, predicted with the shipped
 # PyTorch-CPU table.

@@ -1,8 +1,7 @@
 # Quickstart: DAMO-YOLO-Ns trained from scratch on the embedded demo data
-# (5 shape classes, 160 train / 40 val images of about 320x320 px, written by
-#   python tools/misc/gen_demo_data.py --out-dir data/demo),
-# evaluated with CocoMetric on the val split. Sized for a 2-core CPU
-# (about 0.3 s per iteration there, 1 100 iterations, ~6.5 min in all).
+# (configs/_base_/datasets/demo_detection.py), evaluated with CocoMetric on
+# its val split. Sized for a 2-core CPU (about 0.3 s per iteration there,
+# 1 100 iterations, ~6.5 min in all).
 #
 # What differs from the full recipe (configs/damoyolo_ns_coco.py) and why:
 # * input 224 px (train and test, no ratio kept): the demo images are ~320 px
@@ -16,82 +15,51 @@
 # * channels-last weights (MemoryFormatHook): the depthwise convolutions of
 #   the Nano model train several times faster on CPU in that layout;
 # * one evaluation, at the end; no best-checkpoint tracking.
-_base_ = ['../damoyolo_ns_coco.py']
+_base_ = [
+    '../damoyolo_ns_coco.py', '../_base_/datasets/demo_detection.py'
+]
 
-data_root = 'data/demo/'
-classes = ('disk', 'rectangle', 'triangle', 'ring', 'cross')
-metainfo = dict(
-    classes=classes,
-    palette=[(220, 20, 60), (0, 130, 200), (60, 180, 75), (255, 165, 0),
-             (145, 30, 180)])
-input_size = (224, 224)
+data_root = _base_.demo_data_root
+img_scale = (224, 224)
+mosaic_size = img_scale
+mosaic_scale = (0.5, 1.5)
 max_epochs = 55
 warmup_epochs = 1
 num_last_epochs = 10
 base_lr = 0.008
 
-model = dict(bbox_head=dict(num_classes=len(classes)))
+model = dict(bbox_head=dict(num_classes=len(_base_.metainfo['classes'])))
 
-train_load_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-]
-# the end of the training pipeline, also the whole per-image pipeline of the
-# last `num_last_epochs` epochs
+# the base's transforms with the values above (and no MixUp)
 train_pipeline_tail = [
-    dict(type='Resize', scale=input_size, keep_ratio=False),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='SADA'),
-    dict(type='PackDetInputs'),
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.train_pipeline_tail
 ]
 train_pipeline = [
-    dict(type='DAMOYOLOMosaic', img_scale=input_size, pad_val=114.0),
-    dict(
-        type='DAMOYOLORandomAffine',
-        img_scale=input_size,
-        scaling_ratio_range=(0.5, 1.5),
-        max_rotate_degree=10.0,
-        max_translate_ratio=0.1,
-        max_shear_degree=0.2),
-    *train_pipeline_tail,
-]
+    dict(t, img_scale=mosaic_size) if t['type'] == 'DAMOYOLOMosaic' else
+    dict(t, img_scale=mosaic_size, scaling_ratio_range=mosaic_scale,
+         max_translate_ratio=0.1) for t in _base_.train_pipeline
+    if t['type'] in ('DAMOYOLOMosaic', 'DAMOYOLORandomAffine')
+] + train_pipeline_tail
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=input_size, keep_ratio=False),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor')),
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.test_pipeline
 ]
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,
-    persistent_workers=True,
     pin_memory=False,
     dataset=dict(
-        _delete_=True,
-        type='MultiImageMixDataset',
         dataset=dict(
-            type='DAMOYOLOCocoDataset',
-            data_root=data_root,
-            metainfo=metainfo,
-            ann_file='annotations/instances_train.json',
-            data_prefix=dict(img='train/'),
-            filter_cfg=dict(filter_empty_gt=False),
-            pipeline=train_load_pipeline),
+            **_base_.demo_train_data,
+            filter_cfg=dict(filter_empty_gt=False)),
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,
     num_workers=1,
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        pipeline=test_pipeline))
+    dataset=dict(**_base_.demo_val_data, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+val_evaluator = _base_.demo_val_evaluator
 test_evaluator = val_evaluator
 
 train_cfg = dict(
@@ -99,42 +67,23 @@ train_cfg = dict(
 optim_wrapper = dict(optimizer=dict(lr=base_lr))
 auto_scale_lr = dict(enable=False)
 param_scheduler = [
+    dict(_base_.param_scheduler[0], end=warmup_epochs),
     dict(
-        type='QuadraticWarmupLR',
-        by_epoch=True,
-        begin=0,
-        end=warmup_epochs,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        eta_min_ratio=0.05,
+        _base_.param_scheduler[1],
         begin=warmup_epochs,
         T_max=max_epochs - num_last_epochs - warmup_epochs,
-        end=max_epochs - num_last_epochs,
-        by_epoch=True,
-        convert_to_iter_based=True),
+        end=max_epochs - num_last_epochs),
     dict(
-        type='ConstantLR',
-        by_epoch=True,
-        factor=1,
+        _base_.param_scheduler[2],
         begin=max_epochs - num_last_epochs,
         end=max_epochs),
 ]
 custom_hooks = [
-    dict(type='MemoryFormatHook', memory_format='channels_last'),
-    dict(type='CheckFiniteLossHook'),
-    dict(
-        type='EMAHook',
-        ema_type='DAMOYOLOEMA',
-        momentum=0.01,
-        gamma=50,
-        update_buffers=True,
-        priority=49),
-    dict(
-        type='PipelineSwitchHook',
+    dict(h, momentum=0.01, gamma=50) if h['type'] == 'EMAHook' else dict(
+        h,
         switch_epoch=max_epochs - num_last_epochs,
-        switch_pipeline=train_pipeline_tail),
-    dict(type='SADAProgressHook'),
+        switch_pipeline=train_pipeline_tail)
+    if h['type'] == 'PipelineSwitchHook' else h for h in _base_.custom_hooks
 ]
 default_hooks = dict(
     logger=dict(interval=10),

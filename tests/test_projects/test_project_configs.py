@@ -70,7 +70,7 @@ def test_configs_hold_settings_only(path):
     assert not re.search(r'^\s*(import|from|def|class|lambda)\s', text,
                          re.M), path
     assert 'custom_imports' in text or re.search(
-        r"^_base_ = '\./", text, re.M), path
+        r"^_base_ = \[?\s*'\./", text, re.M), path
 
 
 @pytest.mark.parametrize('path', detection_configs(),

@@ -1,24 +1,28 @@
-# COCO detection data with DAMO-YOLO's augmentation (defaults of S / M / L).
+# COCO detection data with DAMO-YOLO's augmentation; the training recipe of
+# every variant is written here once.
 #
 # Per image (training): 4-image mosaic on a 2x canvas (every image stretched
 # to `mosaic_size`) -> random affine about the mosaic centre to
 # `mosaic_size` (scale `mosaic_scale`, rotation 10 deg, translation 0.2,
 # shear `max_shear_degree`) -> MixUp with p 0.15 -> boxes with area <= 4
-# dropped -> resize to `input_size` without keeping the ratio -> flip 0.5 ->
+# dropped -> resize to `img_scale` without keeping the ratio -> flip 0.5 ->
 # SADA (box-level scale-aware augmentation, probability ramped with the
 # training progress by SADAProgressHook). The last 16 epochs use only the
 # part after the MixUp (PipelineSwitchHook). Pixels stay raw RGB 0..255: the
 # model's data_preprocessor uses mean 0, std 1, bgr_to_rgb=True.
 #
-# Variants with other values (Nano: 416 px, shear 0.2, Ns scale
-# (0.75, 1.25); T: shear 0.2) redefine `train_pipeline`,
-# `train_pipeline_tail`, `test_pipeline`, the dataloaders' pipelines and
-# `custom_hooks` (which holds the switch pipeline) in their own config.
+# The values below are those of S / M / L. A variant that changes one of
+# `img_scale`, `mosaic_scale`, `max_shear_degree` restates only that value
+# and rebuilds, from the lists here, the transforms that read it
+# (`dict(t, key=value) if t['type'] == ... else t`): T (shear 0.2), the
+# Nano variants Nm / Nl (416 px, shear 0.2) and Ns (as Nm, scale
+# (0.75, 1.25)). Schedules: configs/_base_/schedules/ (SGD for T / S / M /
+# L, AdamW for the Nano variants).
 dataset_type = 'DAMOYOLOCocoDataset'
 data_root = 'data/coco/'
 backend_args = None
 
-input_size = (640, 640)  # (w, h) of the network input, train and test
+img_scale = (640, 640)  # (w, h) of the network input, train and test
 mosaic_size = (640, 640)  # (w, h) of one mosaic cell and of the affine output
 mosaic_scale = (0.1, 2.0)
 max_shear_degree = 2.0
@@ -30,7 +34,7 @@ train_load_pipeline = [
 ]
 # shared by the full pipeline and the no-augmentation tail
 train_pipeline_tail = [
-    dict(type='Resize', scale=input_size, keep_ratio=False),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(
         type='SADA',
@@ -58,7 +62,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='Resize', scale=input_size, keep_ratio=False),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(
         type='PackDetInputs',

@@ -1,4 +1,5 @@
-# DAMO-YOLO model with the CSP TinyNAS backbone (values of DAMO-YOLO-M).
+# DAMO-YOLO model with the CSP TinyNAS backbone (values of DAMO-YOLO-M):
+# the residual model (S) with CSP stages, SiLU and a deeper neck.
 _base_ = ['./damoyolo_tinynas_res.py']
 
 model = dict(
@@ -6,17 +7,9 @@ model = dict(
         type='TinyNASCSP',
         structure='tinynas_L35_kxkx',
         out_indices=(2, 3, 4),
-        use_focus=True,
-        with_spp=True,
-        reparam=True,
         act_cfg=dict(type='SiLU', inplace=True),
-        transition_act_cfg=dict(type='ReLU', inplace=True),
-        spp_act_cfg=dict(type='SiLU', inplace=True),
-        norm_cfg=dict(type='BN', momentum=0.03, eps=0.001)),
+        transition_act_cfg=dict(type='ReLU', inplace=True)),
     neck=dict(
-        in_channels=[128, 256, 512],
-        out_channels=[128, 256, 512],
-        depth=1.5,
+        depth=1.5,  # round(3 * 1.5) == 4 blocks per node
         hidden_ratio=1.0,
-        act_cfg=dict(type='SiLU', inplace=True)),
-    bbox_head=dict(in_channels=[128, 256, 512]))
+        act_cfg=dict(type='SiLU', inplace=True)))

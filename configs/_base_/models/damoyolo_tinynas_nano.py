@@ -1,29 +1,27 @@
 # DAMO-YOLO nano model: mobile TinyNAS backbone, RepGFPN with inverted
-# residual blocks (values of DAMO-YOLO-Ns).
+# residual blocks (values of DAMO-YOLO-Nm).
 _base_ = ['./damoyolo_tinynas_res.py']
-
-img_scale = (416, 416)
 
 model = dict(
     backbone=dict(
-        _delete_=True,  # TinyNASMob takes no `reparam`
+        # the residual backbone's settings but `reparam`, which TinyNASMob
+        # does not take
+        {k: v
+         for k, v in _base_.model.backbone.items() if k != 'reparam'},
+        _delete_=True,
         type='TinyNASMob',
-        structure='tinynas_nano_small',
-        out_indices=(2, 4, 5),
+        structure='tinynas_nano_middle',
         use_focus=False,
-        with_spp=True,
         depthwise=True,
         use_se=False,
-        act_cfg=dict(type='SiLU', inplace=True),
-        spp_act_cfg=dict(type='SiLU', inplace=True),
-        norm_cfg=dict(type='BN', momentum=0.03, eps=0.001)),
+        act_cfg=dict(type='SiLU', inplace=True)),
     neck=dict(
-        in_channels=[40, 80, 160],
-        out_channels=[40, 80, 160],
+        in_channels=[64, 128, 256],
+        out_channels=[64, 128, 256],
         depth=0.5,
         hidden_ratio=0.5,
         block_type='mobile',
         act_cfg=dict(type='SiLU', inplace=True)),
     bbox_head=dict(
-        in_channels=[40, 80, 160], reg_max=7, last_kernel_size=1),
+        in_channels=[64, 128, 256], reg_max=7, last_kernel_size=1),
     test_cfg=dict(score_thr=0.03, nms=dict(iou_threshold=0.65)))

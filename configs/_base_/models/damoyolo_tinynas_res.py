@@ -1,9 +1,8 @@
-# DAMO-YOLO model with the residual TinyNAS backbone (values of DAMO-YOLO-T).
+# DAMO-YOLO model with the residual TinyNAS backbone (values of DAMO-YOLO-S).
 # Variant configs override the per-variant values.
 custom_imports = dict(imports=['damoyolo_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
-img_scale = (640, 640)  # test size (h, w), keep_ratio=False
 norm_cfg = dict(type='BN', momentum=0.03, eps=0.001)
 
 model = dict(
@@ -16,7 +15,7 @@ model = dict(
         pad_size_divisor=32),
     backbone=dict(
         type='TinyNASRes',
-        structure='tinynas_L20_k1kx',
+        structure='tinynas_L25_k1kx',
         out_indices=(2, 4, 5),
         use_focus=True,
         with_spp=True,
@@ -26,17 +25,17 @@ model = dict(
         norm_cfg=norm_cfg),
     neck=dict(
         type='RepGFPN',
-        in_channels=[96, 192, 384],
-        out_channels=[64, 128, 256],
+        in_channels=[128, 256, 512],
+        out_channels=[128, 256, 512],
         depth=1.0,
-        hidden_ratio=1.0,
+        hidden_ratio=0.75,
         block_type='rep',
         act_cfg=dict(type='ReLU', inplace=True),
         norm_cfg=norm_cfg),
     bbox_head=dict(
         type='ZeroHead',
         num_classes=80,
-        in_channels=[64, 128, 256],
+        in_channels=[128, 256, 512],
         strides=(8, 16, 32),
         reg_max=16,
         last_kernel_size=3,

@@ -9,7 +9,8 @@ runner_type = 'NASSearchRunner'
 search_space = dict(
     type='ResK1KXSpace',
     image_size=320,
-    # [min, max] of `out` per block (stem first); None = unconstrained
+    # [min, max] of `out` per block (stem first; those of S and M); None =
+    # unconstrained
     channel_range=[None, None, [64, 128], None, [128, 256], [256, 512]],
     stem_max_channels=32,
     max_channels=2048,

@@ -1,60 +1,42 @@
 # RetinaNet R-18 + RepGFPN trained from scratch on the embedded demo data
-# (5 shape classes, ~320 px images; write them with
-# `python tools/misc/gen_demo_data.py --out-dir data/demo`), 256 px input.
-_base_ = './retinanet_r18_repgfpn_1x_coco.py'
+# (configs/_base_/datasets/demo_detection.py), 256 px input.
+_base_ = [
+    './retinanet_r18_repgfpn_1x_coco.py',
+    '../../../configs/_base_/datasets/demo_detection.py'
+]
 
-data_root = 'data/demo/'
-metainfo = dict(
-    classes=('disk', 'rectangle', 'triangle', 'ring', 'cross'),
-    palette=[(220, 20, 60), (0, 130, 200), (60, 180, 75), (255, 165, 0),
-             (145, 30, 180)])
+data_root = _base_.demo_data_root
 img_scale = (256, 256)
 max_epochs = 12
 
 model = dict(
     # from scratch: nothing frozen, BN statistics are learnt
     backbone=dict(frozen_stages=-1, norm_eval=False),
-    bbox_head=dict(num_classes=5))
+    bbox_head=dict(num_classes=len(_base_.metainfo['classes'])))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.train_pipeline
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor')),
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.test_pipeline
 ]
 train_dataloader = dict(
     batch_size=4,
     num_workers=0,
     persistent_workers=False,
     dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_train.json',
-        data_prefix=dict(img='train/'),
-        filter_cfg=dict(filter_empty_gt=True, min_size=4),
+        **_base_.demo_train_data,
+        filter_cfg=dict(min_size=4),
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=4,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        pipeline=test_pipeline))
+    dataset=dict(**_base_.demo_val_data, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+val_evaluator = _base_.demo_val_evaluator
 test_evaluator = val_evaluator
 
 train_cfg = dict(max_epochs=max_epochs, val_interval=4)
