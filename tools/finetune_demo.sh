@@ -60,9 +60,10 @@ for split in train val; do
 done
 
 # 2. fine-tuned from the base model, 3. from random weights (same schedule)
-declare -A AP TIME
+declare -A AP TIME LOAD
 for run in finetune scratch; do
     START=$SECONDS
+    LOAD_START="$(cut -d' ' -f1 /proc/loadavg)"
     if [ $run = finetune ]; then
         "$PY" tools/train.py $CFG/damoyolo_demo_ns_finetune.py \
             --work-dir "$WORK/$run" --cfg-options "load_from=$BASE"
@@ -71,16 +72,21 @@ for run in finetune scratch; do
             --work-dir "$WORK/$run"
     fi
     TIME[$run]=$((SECONDS - START))
+    LOAD[$run]="$LOAD_START -> $(cut -d' ' -f1 /proc/loadavg)"
     # 4. evaluation on the new task's val split (CocoMetric)
     "$PY" tools/test.py $CFG/damoyolo_demo_ns_finetune.py \
         "$(cat "$WORK/$run/last_checkpoint")" --work-dir "$WORK/test_$run" \
         2>&1 | tee "$WORK/test_$run.log"
-    AP[$run]="$(grep -o 'bbox_mAP_copypaste: .*' "$WORK/test_$run.log" | tail -n1 | cut -d' ' -f2-3)"
+    AP[$run]="$(grep -o 'bbox_mAP_copypaste: .*' "$WORK/test_$run.log" | tail -n1 | cut -d' ' -f2-3 || true)"
+    if [ -z "${AP[$run]}" ]; then
+        # CocoMetric computes nothing when no box scores above the threshold
+        AP[$run]="0.000 0.000 (no detection)"
+    fi
 done
 echo
 echo "fine-tuning demo finished in $((SECONDS / 60)) min $((SECONDS % 60)) s" \
-    "(load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-echo "bbox mAP / AP50 on $DATA val (disk, triangle, cross), training time:"
-printf '  %-34s %-14s %s s\n' \
-    "fine-tuned from the quickstart model" "${AP[finetune]}" "${TIME[finetune]}" \
-    "from scratch, same schedule" "${AP[scratch]}" "${TIME[scratch]}"
+    "(load average now: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores)"
+echo "bbox mAP / AP50 on $DATA val (disk, triangle, cross), training time (1-min load average before -> after):"
+printf '  %-37s %-27s %s s (load %s)\n' \
+    "fine-tuned from the quickstart model" "${AP[finetune]}" "${TIME[finetune]}" "${LOAD[finetune]}" \
+    "from scratch, same schedule" "${AP[scratch]}" "${TIME[scratch]}" "${LOAD[scratch]}"
