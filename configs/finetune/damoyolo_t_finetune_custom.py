@@ -3,7 +3,7 @@
 # Change the "your data" block and `load_from`; the rest follows from them.
 _base_ = ['../damoyolo_t_coco.py', './_base_/finetune_head.py']
 
-# --- your data ----------------------------------------------------------------
+# --- your data ---------------------------------------------------------
 data_root = 'data/my_dataset/'
 train_ann_file = 'annotations/train.json'
 train_img_prefix = 'images/train/'
@@ -26,7 +26,7 @@ model = dict(
 #       checkpoints/damoyolo_t_coco.pth --variant t
 load_from = 'checkpoints/damoyolo_t_coco.pth'
 
-# --- the fine-tuning schedule ---------------------------------------------------
+# --- the fine-tuning schedule ---------------------------------------------
 # What changes from the 300-epoch COCO recipe (configs/damoyolo_t_coco.py),
 # and why:
 # * 36 epochs instead of 300: backbone, neck, towers and box layers start
