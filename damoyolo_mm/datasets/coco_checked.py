@@ -42,15 +42,20 @@ class DAMOYOLOCocoDataset(CocoDataset):
       ``categories`` raises :class:`BadAnnotationError` naming the annotation
       id, image and category id (mmdet silently drops it);
     * a class of ``metainfo['classes']`` that is not a category name of the
-      file raises :class:`BadAnnotationError`;
+      file, or classes listed in another order than the file's categories
+      (mmdet numbers the labels in the file's order), raise
+      :class:`BadAnnotationError`;
     * a malformed ``bbox`` (not 4 finite numbers) raises
       :class:`BadAnnotationError` naming the annotation id;
     * boxes with zero (or negative) width / height and boxes entirely
       outside the image are dropped, boxes partly outside are clipped to the
       image (as DAMO-YOLO's loader does); the counts are logged as one
       warning per dataset and kept in :attr:`annotation_stats`;
-    * annotations of declared categories that are not among the selected
-      ``classes`` are dropped (counted as ``unselected_class``), as in mmdet;
+    * a category of the file that is not a class of ``metainfo['classes']``
+      raises :class:`BadAnnotationError` (its boxes would silently become
+      background); with ``class_subset=True`` (training on some of the
+      file's classes on purpose) its annotations are dropped instead
+      (counted as ``unselected_class``), as in mmdet;
     * ``iscrowd`` boxes are kept as ignored instances, as in mmdet.
 
     Image checks (when an item is loaded): a missing or undecodable image
@@ -61,14 +66,22 @@ class DAMOYOLOCocoDataset(CocoDataset):
 
     Args:
         bad_image_policy (str): 'raise' (default) or 'skip'.
+        class_subset (bool): Allow ``metainfo['classes']`` to be a subset
+            of the file's categories (the others are dropped). Defaults to
+            False: the classes must be exactly the file's categories.
         **kwargs: Arguments of :class:`~mmdet.datasets.CocoDataset`.
     """
 
-    def __init__(self, *args, bad_image_policy: str = 'raise', **kwargs):
+    def __init__(self,
+                 *args,
+                 bad_image_policy: str = 'raise',
+                 class_subset: bool = False,
+                 **kwargs):
         if bad_image_policy not in ('raise', 'skip'):
             raise ValueError("bad_image_policy must be 'raise' or 'skip', "
                              f'got {bad_image_policy!r}')
         self.bad_image_policy = bad_image_policy
+        self.class_subset = bool(class_subset)
         self.annotation_stats: Counter = Counter()
         self.skipped_images: List[str] = []
         self._declared_cat_ids: Optional[set] = None
@@ -107,12 +120,28 @@ class DAMOYOLOCocoDataset(CocoDataset):
         cats = self.coco.dataset.get('categories', [])
         self._declared_cat_ids = {c['id'] for c in cats}
         names = {c['name'] for c in cats}
-        missing = [c for c in self.metainfo['classes'] if c not in names]
+        classes = list(self.metainfo['classes'])
+        missing = [c for c in classes if c not in names]
         if missing:
             raise BadAnnotationError(
                 f'{self.ann_file}: classes {missing} of the dataset config '
                 f'are not categories of the annotation file (it declares '
                 f'{sorted(names)})')
+        extra = [c['name'] for c in cats if c['name'] not in classes]
+        if extra and not self.class_subset:
+            raise BadAnnotationError(
+                f'{self.ann_file}: categories {extra} of the annotation file '
+                f'are not classes of the dataset config (metainfo classes: '
+                f'{classes}); add them to metainfo["classes"] (and the '
+                'head\'s num_classes), or set class_subset=True in the '
+                'dataset config to drop their boxes on purpose')
+        # mmdet numbers the labels in the file's category order
+        in_file_order = [c['name'] for c in cats if c['name'] in classes]
+        if in_file_order != classes:
+            raise BadAnnotationError(
+                f'{self.ann_file}: metainfo classes {classes} are not in the '
+                f'order of the file\'s categories {in_file_order}; labels '
+                'follow the file\'s order, so list the classes in that order')
 
     def parse_data_info(self, raw_data_info: dict) -> Union[dict, List[dict]]:
         """Parse one image's annotations with the checks described above."""

@@ -93,7 +93,7 @@ def test_unknown_category_is_refused_with_the_annotation_id(tmp_path):
         _dataset(tmp_path, ann)
     text = str(err.value)
     assert 'annotation id 77' in text and 'category_id 9' in text
-    assert 'b.jpg' in text
+    assert 'b.jpg' in text and text.startswith(ann)
 
 
 def test_unselected_class_is_dropped_but_missing_class_refused(tmp_path):
@@ -101,11 +101,19 @@ def test_unselected_class_is_dropped_but_missing_class_refused(tmp_path):
         dict(bbox=[10, 10, 20, 20], category_id=1),
         dict(bbox=[10, 10, 20, 20], category_id=2),
     ])
-    ds = _dataset(tmp_path, ann, classes=('ring', ))
+    # a category of the file that the config does not list: refused unless
+    # the subset is declared
+    with pytest.raises(BadAnnotationError) as err:
+        _dataset(tmp_path, ann, classes=('ring', ))
+    text = str(err.value)
+    assert "categories ['disk']" in text and ann in text
+    assert 'class_subset=True' in text
+    ds = _dataset(tmp_path, ann, classes=('ring', ), class_subset=True)
     assert ds.annotation_stats['unselected_class'] == 1
     assert ds.annotation_stats['kept'] == 1
-    with pytest.raises(BadAnnotationError, match="'square'"):
-        _dataset(tmp_path, ann, classes=('disk', 'square'))
+    with pytest.raises(BadAnnotationError) as err:
+        _dataset(tmp_path, ann, classes=('disk', 'ring', 'square'))
+    assert "classes ['square']" in str(err.value) and ann in str(err.value)
 
 
 def test_malformed_bbox_is_refused(tmp_path):
@@ -176,3 +184,10 @@ def test_demo_data_loads_without_drops(demo_data_root):
     assert ds.annotation_stats['outside_image'] == 0
     sample = ds[0]
     assert sample['inputs'].dtype.is_floating_point is False
+
+
+def test_classes_in_another_order_than_the_file_are_refused(tmp_path):
+    ann = _write(tmp_path, [dict(bbox=[10, 10, 20, 20], category_id=1)])
+    with pytest.raises(BadAnnotationError) as err:
+        _dataset(tmp_path, ann, classes=('ring', 'disk'))
+    assert "['disk', 'ring']" in str(err.value) and ann in str(err.value)

@@ -5,7 +5,8 @@ import subprocess
 import pytest
 
 
-@pytest.mark.parametrize('script', ['quickstart.sh', 'distill_demo.sh'])
+@pytest.mark.parametrize('script', ['quickstart.sh', 'distill_demo.sh',
+                                    'finetune_demo.sh'])
 def test_help(repo_root, tmp_path, script):
     out = subprocess.run(['bash', osp.join(repo_root, 'tools', script),
                           '--help'], cwd=str(tmp_path), capture_output=True,
@@ -33,4 +34,14 @@ def test_distill_demo_refuses_a_missing_baseline(repo_root, tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert 'missing.pth' in out.stderr and 'checkpoint' in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_finetune_demo_refuses_a_missing_base_checkpoint(repo_root, tmp_path):
+    out = subprocess.run(['bash', osp.join(repo_root, 'tools',
+                                           'finetune_demo.sh'), '--base-ckpt',
+                          str(tmp_path / 'missing.pth')],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert 'missing.pth' in out.stderr and '--base-ckpt' in out.stderr
     assert list(tmp_path.iterdir()) == []

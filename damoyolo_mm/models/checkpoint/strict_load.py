@@ -17,7 +17,8 @@ declared in the model config::
 
 A key that fully matches one of the ``skip`` patterns may be missing from
 the checkpoint, absent from the model or of another shape: it is then not
-loaded (the model keeps its initial value) and listed in one log line. When
+loaded (the model keeps its initial value) and listed in one log line with
+the reason (checkpoint and model shapes). When
 it fits, it loads as usual (so resuming such a fine-tuning run restores it).
 Every other key must fit exactly.
 """
@@ -146,13 +147,36 @@ def check_state_dict(state_dict: dict,
             _mismatch_message(state_dict, prefix, own, incoming,
                               bad_missing, bad_unexpected, bad_mismatched),
             bad_missing, bad_unexpected, bad_mismatched)
+    reasons = []
     for k in skipped:
-        if k in incoming and (k in unexpected or k in mismatched):
+        if k in missing:
+            why = 'not in the checkpoint'
+        elif k in unexpected:
+            why = 'not in the model'
+        else:
+            why = (f'checkpoint {tuple(state_dict[incoming[k]].shape)} '
+                   f'model {tuple(own[k].shape)}')
+        reasons.append(f'{k} ({why})')
+    # a skipped key of the model gets the model's own value (so that torch
+    # reports no missing key); one the model lacks is removed
+    for k in skipped:
+        if k in own:
+            state_dict[prefix + k] = own[k]
+        else:
             del state_dict[incoming[k]]
-    if skipped and logger is not None:
+    if logger is None:
+        return
+    if skipped:
         logger.warning(
-            f'partial_load: {len(skipped)} keys not loaded (they keep their '
-            f'initial values): {", ".join(skipped)}')
+            f'partial_load: {len(skipped)} keys not loaded (they match '
+            'model.partial_load.skip and keep their initial values): '
+            f'{", ".join(reasons)}')
+    fitting = [k for k in own if k in incoming and partial.skips(k)
+               and k not in mismatched]
+    if fitting:
+        logger.info(
+            f'partial_load: {len(fitting)} keys match model.partial_load.skip '
+            f'but fit the model, loaded: {", ".join(fitting)}')
 
 
 def _mismatch_message(state_dict, prefix, own, incoming, missing,
@@ -183,7 +207,7 @@ def _mismatch_message(state_dict, prefix, own, incoming, missing,
         lines.append(
             '  only the class layers differ (another class count?); to '
             'fine-tune, set model.partial_load=dict(skip=['
-            'r"bbox_head\\.gfl_cls\\..*"])')
+            'r"bbox_head\\.gfl_cls\\..*"]) (see configs/finetune/)')
     else:
         lines.append('  to load only a part on purpose, set '
                      'model.partial_load=dict(skip=[regex, ...])')
