@@ -53,6 +53,7 @@ def main(argv=None):
     args = parse_args(argv)
     from damoyolo_mm.utils import register_all_modules
     register_all_modules(init_default_scope=False)
+    from damoyolo_mm.engine import setup_distributed
     for path, what in ((args.config, 'config'), (args.checkpoint,
                                                   'checkpoint')):
         if not osp.isfile(path):
@@ -82,6 +83,8 @@ def main(argv=None):
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(
             dict(type='DumpDetResults', out_file_path=args.out))
+    # backend from the device (gloo on CPU)
+    setup_distributed(cfg, args.launcher)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

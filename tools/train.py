@@ -107,7 +107,10 @@ def main(argv=None):
     # registers mmdet's and our modules; sets the default scope to mmdet
     from damoyolo_mm.utils import register_all_modules
     register_all_modules(init_default_scope=False)
+    from damoyolo_mm.engine import setup_distributed
     cfg = build_cfg(args)
+    # backend from the device (gloo on CPU), SyncBN / DDP for CPU processes
+    setup_distributed(cfg, args.launcher)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

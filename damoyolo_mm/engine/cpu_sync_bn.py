@@ -1,0 +1,127 @@
+"""SyncBatchNorm and DistributedDataParallel for CPU processes (gloo).
+
+torch 2.13's ``nn.SyncBatchNorm`` refuses CPU tensors ("SyncBatchNorm
+expected input tensor to be on GPU ...": its kernels ``batch_norm_stats`` /
+``batch_norm_gather_stats_with_counts`` exist for CUDA only), mmcv 2.1.0's
+``SyncBatchNorm`` is CUDA-only too, and mmengine 0.10.7 hands DDP
+``device_ids=[LOCAL_RANK]``, which DDP refuses for a CPU model. So a
+distributed run on CPUs could neither use SyncBN nor be wrapped at all.
+
+:class:`CPUSyncBatchNorm` computes the same batch statistics over all
+processes with two differentiable all-reduces (sum and count, then the
+centred sum of squares), so forward, backward and running statistics equal
+those of plain BatchNorm on the concatenated batch. On a GPU tensor, in eval
+mode or with one process it is torch's ``SyncBatchNorm`` (it subclasses it,
+so mmengine's ``revert_sync_batchnorm`` turns it back into BatchNorm for a
+single-process run). :class:`CPUDistributedDataParallel` converts the
+model's BatchNorms (``sync_bn=True``) and wraps it without device ids;
+:func:`damoyolo_mm.engine.distributed.setup_distributed` selects it for
+gloo runs.
+"""
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
+import torch.nn as nn
+from mmdet.registry import MODEL_WRAPPERS
+from mmengine.model import MMDistributedDataParallel
+
+__all__ = ['CPUSyncBatchNorm', 'convert_cpu_sync_batchnorm',
+           'CPUDistributedDataParallel']
+
+
+class CPUSyncBatchNorm(nn.SyncBatchNorm):
+    """``nn.SyncBatchNorm`` that also synchronises CPU tensors."""
+
+    def _cpu_sync(self, input: torch.Tensor) -> bool:
+        if input.device.type != 'cpu' or not self.training:
+            return False
+        if not (dist.is_available() and dist.is_initialized()):
+            return False
+        group = self.process_group or dist.group.WORLD
+        return dist.get_world_size(group) > 1
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not self._cpu_sync(input):
+            return super().forward(input)
+        self._check_input_dim(input)
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:
+                momentum = 1.0 / float(self.num_batches_tracked)
+        group = self.process_group or dist.group.WORLD
+        channels = input.shape[1]
+        dims = [0] + list(range(2, input.dim()))
+        shape = [1, channels] + [1] * (input.dim() - 2)
+        x = input.float()
+        count = x.new_tensor([x.numel() // channels])
+        # [sum per channel, count] over all processes (differentiable)
+        total = dist_fn.all_reduce(
+            torch.cat([x.sum(dims), count]), group=group)
+        num = total[channels]
+        mean = total[:channels] / num
+        centred = x - mean.view(shape)
+        var = dist_fn.all_reduce(
+            (centred * centred).sum(dims), group=group) / num
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.weight is not None:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                n = float(num)
+                unbiased = var * (n / max(n - 1.0, 1.0))
+                self.running_mean.mul_(1 - momentum).add_(
+                    mean.detach() * momentum)
+                self.running_var.mul_(1 - momentum).add_(
+                    unbiased.detach() * momentum)
+        return out.to(input.dtype)
+
+
+def convert_cpu_sync_batchnorm(module: nn.Module,
+                               process_group=None) -> nn.Module:
+    """Replace every BatchNorm of ``module`` by :class:`CPUSyncBatchNorm`
+    (weights, buffers and mode kept); returns the converted module."""
+    out = module
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and \
+            not isinstance(module, CPUSyncBatchNorm):
+        out = CPUSyncBatchNorm(module.num_features, module.eps,
+                               module.momentum, module.affine,
+                               module.track_running_stats, process_group)
+        if module.affine:
+            with torch.no_grad():
+                out.weight = module.weight
+                out.bias = module.bias
+        out.running_mean = module.running_mean
+        out.running_var = module.running_var
+        out.num_batches_tracked = module.num_batches_tracked
+        out.training = module.training
+        if hasattr(module, 'qconfig'):
+            out.qconfig = module.qconfig
+    for name, child in module.named_children():
+        out.add_module(name, convert_cpu_sync_batchnorm(child, process_group))
+    return out
+
+
+@MODEL_WRAPPERS.register_module()
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's DDP wrapper for CPU processes.
+
+    Args:
+        module (nn.Module): The model (on CPU).
+        sync_bn (bool): Convert its BatchNorms to :class:`CPUSyncBatchNorm`
+            first. Defaults to True.
+        device_ids: Ignored (mmengine passes ``[LOCAL_RANK]``); a CPU model
+            is wrapped without device ids.
+        **kwargs: Passed to ``MMDistributedDataParallel``.
+    """
+
+    def __init__(self,
+                 module: nn.Module,
+                 sync_bn: bool = True,
+                 device_ids: Optional[list] = None,
+                 **kwargs) -> None:
+        if sync_bn:
+            module = convert_cpu_sync_batchnorm(module)
+        super().__init__(module=module, device_ids=None, **kwargs)
