@@ -10,10 +10,10 @@ distributed run on CPUs could neither use SyncBN nor be wrapped at all.
 :class:`CPUSyncBatchNorm` computes the same batch statistics over all
 processes with two differentiable all-reduces (sum and count, then the
 centred sum of squares), so forward, backward and running statistics equal
-those of plain BatchNorm on the concatenated batch. On a GPU tensor, in eval
-mode or with one process it is torch's ``SyncBatchNorm`` (it subclasses it,
-so mmengine's ``revert_sync_batchnorm`` turns it back into BatchNorm for a
-single-process run). :class:`CPUDistributedDataParallel` converts the
+those of plain BatchNorm on the concatenated batch; in eval mode or with one
+process it is plain BatchNorm. Its parameters and buffers have BatchNorm's
+names, so checkpoints load into either. :class:`CPUDistributedDataParallel`
+converts the
 model's BatchNorms (``sync_bn=True``) and wraps it without device ids;
 :func:`damoyolo_mm.engine.distributed.setup_distributed` selects it for
 gloo runs.
@@ -22,20 +22,64 @@ from typing import Optional
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 import torch.nn as nn
 from mmdet.registry import MODEL_WRAPPERS
 from mmengine.model import MMDistributedDataParallel
+from torch.nn.modules.batchnorm import _BatchNorm
 
 __all__ = ['CPUSyncBatchNorm', 'convert_cpu_sync_batchnorm',
            'CPUDistributedDataParallel']
 
 
-class CPUSyncBatchNorm(nn.SyncBatchNorm):
-    """``nn.SyncBatchNorm`` that also synchronises CPU tensors."""
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the processes; the gradient is summed the same way (each
+    process' statistics feed the loss of every process)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, group) -> torch.Tensor:
+        ctx.group = group
+        tensor = tensor.clone()
+        dist.all_reduce(tensor, group=group)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad = grad.clone()
+        dist.all_reduce(grad, group=ctx.group)
+        return grad, None
+
+
+class CPUSyncBatchNorm(_BatchNorm):
+    """BatchNorm (any number of dims, like ``nn.SyncBatchNorm``) whose batch
+    statistics are synchronised over the processes in training.
+
+    Not a subclass of ``nn.SyncBatchNorm``: DDP refuses those on CPU.
+
+    Args:
+        num_features, eps, momentum, affine, track_running_stats: as for
+            ``nn.BatchNorm2d``.
+        process_group (optional): Processes to synchronise over; all when
+            None.
+    """
+
+    def __init__(self,
+                 num_features: int,
+                 eps: float = 1e-5,
+                 momentum: Optional[float] = 0.1,
+                 affine: bool = True,
+                 track_running_stats: bool = True,
+                 process_group=None) -> None:
+        super().__init__(num_features, eps, momentum, affine,
+                         track_running_stats)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(
+                f'expected at least 2D input (got {input.dim()}D input)')
 
     def _cpu_sync(self, input: torch.Tensor) -> bool:
-        if input.device.type != 'cpu' or not self.training:
+        if not self.training:
             return False
         if not (dist.is_available() and dist.is_initialized()):
             return False
@@ -58,13 +102,11 @@ class CPUSyncBatchNorm(nn.SyncBatchNorm):
         x = input.float()
         count = x.new_tensor([x.numel() // channels])
         # [sum per channel, count] over all processes (differentiable)
-        total = dist_fn.all_reduce(
-            torch.cat([x.sum(dims), count]), group=group)
+        total = _AllReduceSum.apply(torch.cat([x.sum(dims), count]), group)
         num = total[channels]
         mean = total[:channels] / num
         centred = x - mean.view(shape)
-        var = dist_fn.all_reduce(
-            (centred * centred).sum(dims), group=group) / num
+        var = _AllReduceSum.apply((centred * centred).sum(dims), group) / num
         out = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.weight is not None:
             out = out * self.weight.view(shape) + self.bias.view(shape)
@@ -84,7 +126,7 @@ def convert_cpu_sync_batchnorm(module: nn.Module,
     """Replace every BatchNorm of ``module`` by :class:`CPUSyncBatchNorm`
     (weights, buffers and mode kept); returns the converted module."""
     out = module
-    if isinstance(module, nn.modules.batchnorm._BatchNorm) and \
+    if isinstance(module, _BatchNorm) and \
             not isinstance(module, CPUSyncBatchNorm):
         out = CPUSyncBatchNorm(module.num_features, module.eps,
                                module.momentum, module.affine,

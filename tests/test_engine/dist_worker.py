@@ -142,7 +142,7 @@ def main():
 
     if get_rank() == 0:
         os.makedirs(args.out, exist_ok=True)
-        sync_bn = sum(isinstance(m, torch.nn.SyncBatchNorm)
+        sync_bn = sum('SyncBatchNorm' in type(m).__name__
                       for m in model.modules())
         report = dict(
             world_size=get_world_size(), steps=check.steps,

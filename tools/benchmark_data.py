@@ -1,0 +1,275 @@
+"""Images/s of DAMO-YOLO's full training data pipeline, ours vs the official.
+
+Ours: the config's ``train_dataloader`` (load, Mosaic, RandomAffine, MixUp,
+resize, flip, SADA, pack), SADA at full strength. Official (with
+``--official-root``, a checkout of tinyvision/DAMO-YOLO): its COCODataset +
+MosaicWrapper + transforms (resize, flip, to tensor, normalise, SA_Aug at
+full strength) with the same settings, images, batch size and workers.
+Each side: images/s through a DataLoader over ``--num-batches`` batches
+(after one warm-up batch), then ms per image of each transform, measured
+in this process over ``--profile-images`` samples. Not a test: figures only.
+
+    python tools/benchmark_data.py --official-root ../ref/damoyolo_official
+    python tools/benchmark_data.py configs/damoyolo_s_coco.py --workers 2
+"""
+import argparse
+import contextlib
+import importlib.util
+import os
+import os.path as osp
+import platform
+import random
+import sys
+import tempfile
+import time
+import types
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
+CLASSES = ('disk', 'rectangle', 'triangle', 'ring', 'cross')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('config', nargs='?', default='configs/damoyolo_s_coco.py',
+                   help='config whose train_dataloader is measured')
+    p.add_argument('--official-root', help='tinyvision/DAMO-YOLO checkout')
+    p.add_argument('--data-root', help='COCO-style set (annotations/'
+                   'instances_train.json, train/); default: the embedded '
+                   'demo data written to a temporary folder')
+    p.add_argument('--num-images', type=int, default=64,
+                   help='demo images to generate (without --data-root)')
+    p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--batch-size', type=int, default=8)
+    p.add_argument('--num-batches', type=int, default=8)
+    p.add_argument('--profile-images', type=int, default=24)
+    return p.parse_args(argv)
+
+
+class Timings:
+    """Exclusive seconds per named part (a timed call inside another one
+    counts for itself only); ``wrap`` times a callable."""
+
+    def __init__(self):
+        self.total, self.stack = defaultdict(float), []
+
+    def wrap(self, fn, name):
+        def timed(*args, **kwargs):
+            self.stack.append(0.)
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = time.perf_counter() - start
+                self.total[name] += spent - self.stack.pop()
+                if self.stack:
+                    self.stack[-1] += spent
+        return timed
+
+
+class _TimedTransform:
+    """A pipeline transform timed under ``name`` (``get_indexes`` kept)."""
+
+    def __init__(self, transform, timings, name):
+        self.transform, self.name = transform, name
+        self.call = timings.wrap(transform, name)
+
+    def __call__(self, results):
+        return self.call(results)
+
+    def __getattr__(self, key):
+        return getattr(self.transform, key)
+
+
+def images_per_s(loader, num_batches):
+    it = iter(loader)
+    next(it)  # warm-up: worker start
+    start, n = time.perf_counter(), 0
+    for _ in range(num_batches):
+        batch = next(it)
+        n += len(batch['inputs'] if isinstance(batch, dict) else batch[1])
+    return n / (time.perf_counter() - start)
+
+
+def profile(get_item, timings, n):
+    """ms per image of each part; ``other`` = what no timed part covers."""
+    timings.total.clear()
+    start = time.perf_counter()
+    for i in range(n):
+        get_item(i)
+    total = time.perf_counter() - start
+    parts = {k: v * 1e3 / n for k, v in timings.total.items()}
+    parts['other (mosaic canvas, copies)'] = total * 1e3 / n - sum(
+        parts.values())
+    return parts, total * 1e3 / n
+
+
+def ours(args, root):
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from damoyolo_mm.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(args.config)
+    dl = cfg.train_dataloader
+    inner = dl.dataset.dataset
+    inner.update(data_root=root, ann_file='annotations/instances_train.json',
+                 data_prefix=dict(img='train/'), metainfo=dict(
+                     classes=CLASSES))
+    for t in dl.dataset.pipeline:
+        if t['type'] == 'SADA':
+            t['ramp'] = False  # full strength, as at the end of training
+    dl.update(batch_size=args.batch_size, num_workers=args.workers,
+              persistent_workers=args.workers > 0, pin_memory=False)
+    loader = Runner.build_dataloader(dl, seed=0)
+    rate = images_per_s(loader, args.num_batches)
+    dataset, timings = loader.dataset, Timings()
+    for compose, prefix in ((dataset.dataset.pipeline, 'load: '),
+                            (dataset.pipeline, '')):
+        compose.transforms = [
+            _TimedTransform(t, timings, prefix + type(t).__name__)
+            for t in compose.transforms]
+    return rate, profile(dataset.__getitem__, timings, args.profile_images)
+
+
+def official(args, root):
+    """The reference loader, imported with stand-ins for the modules it
+    needs that are not installed (torchvision, loguru, easydict, thop)."""
+    from PIL import Image
+    from pycocotools.coco import COCO
+
+    def inverse_affine(center, angle, translate, scale, shear):
+        # torchvision.transforms.functional._get_inverse_affine_matrix
+        rot, sx, sy = (np.radians(v) for v in (angle, shear, 0.))
+        a = np.cos(rot - sy) / np.cos(sy)
+        b = -np.cos(rot - sy) * np.tan(sx) / np.cos(sy) - np.sin(rot)
+        c = np.sin(rot - sy) / np.cos(sy)
+        d = -np.sin(rot - sy) * np.tan(sx) / np.cos(sy) + np.cos(rot)
+        m = [x / scale for x in (d, -b, 0., -c, a, 0.)]
+        (cx, cy), (tx, ty) = center, translate
+        m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty) + cx
+        m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty) + cy
+        return m
+
+    def affine(img, angle, translate, scale, shear, **kwargs):
+        if 'resample' in kwargs:  # the reference retries with new names
+            raise TypeError('resample')
+        m = inverse_affine([img.size[0] * .5, img.size[1] * .5], angle,
+                           translate, scale, shear)
+        return img.transform(img.size, Image.AFFINE, m, Image.BILINEAR,
+                             fillcolor=kwargs.get('fill'))
+
+    class CocoDetection:  # torchvision.datasets.CocoDetection
+        def __init__(self, root, ann_file):
+            self.root, self.coco = root, COCO(ann_file)
+            self.ids = list(sorted(self.coco.imgs.keys()))
+
+        def __getitem__(self, index):
+            img_id = self.ids[index]
+            path = self.coco.loadImgs(img_id)[0]['file_name']
+            img = Image.open(osp.join(self.root, path)).convert('RGB')
+            return img, self.coco.loadAnns(self.coco.getAnnIds(img_id))
+
+    func = types.SimpleNamespace(
+        to_pil_image=lambda t: Image.fromarray(
+            t.mul(255).byte().permute(1, 2, 0).numpy()),
+        to_tensor=lambda p: torch.from_numpy(np.array(p)).permute(
+            2, 0, 1).float().div(255),
+        normalize=lambda t, mean, std: (t - torch.tensor(mean)[:, None, None])
+        / torch.tensor(std)[:, None, None],
+        affine=affine)
+    fake = {'torchvision': dict(ops=None, transforms=None, datasets=None),
+            'torchvision.ops': dict(nms=None, batched_nms=None),
+            'torchvision.transforms': dict(functional=func),
+            'torchvision.transforms.functional': vars(func),
+            'torchvision.datasets': {},
+            'torchvision.datasets.coco': dict(CocoDetection=CocoDetection),
+            'loguru': dict(logger=types.SimpleNamespace(**{
+                k: lambda *a, **kw: None for k in ('info', 'warning')})),
+            'easydict': dict(EasyDict=dict), 'thop': dict(profile=None)}
+    for name, attrs in fake.items():
+        if importlib.util.find_spec(name.split('.')[0]) is not None:
+            continue  # installed: use the real one
+        sys.modules[name] = types.ModuleType(name)
+        vars(sys.modules[name]).update(attrs)
+    sys.path.insert(0, osp.abspath(args.official_root))
+    try:
+        import damo.dataset.datasets.mosaic_wrapper as mw
+        from damo.dataset.datasets.coco import COCODataset
+        from damo.augmentations.scale_aware_aug import SA_Aug
+        from damo.config.augmentations import SADA
+        from damo.dataset.collate_batch import BatchCollator
+        from damo.dataset.transforms import build_transforms
+    finally:
+        sys.path.pop(0)
+    # S / M / L settings (configs/damoyolo_tinynasL25_S.py)
+    data = COCODataset(osp.join(root, 'annotations/instances_train.json'),
+                          osp.join(root, 'train'), class_names=CLASSES)
+    sada = dict(SADA)
+    tf = build_transforms(0, 300, 16, 1000, max(args.workers, 1),
+                          args.batch_size, 1, (640, 640), 0.5, [0.] * 3,
+                          [1.] * 3, types.SimpleNamespace(**sada), False)
+    sa = [t for t in tf.transforms if isinstance(t, SA_Aug)][0]
+    sa.box_augs.max_iters = 10 ** 9  # full strength: iteration ~ max_iters
+    sa.count = int(0.999 * 10 ** 9 * sa.batch_size / sa.num_workers)
+    dataset = mw.MosaicWrapper(
+        data, (640, 640), mosaic_prob=1.0, mixup_prob=0.15, transforms=tf,
+        degrees=10.0, translate=0.2, shear=2.0, mosaic_scale=(0.1, 2.0),
+        mixup_scale=(0.5, 1.5), keep_ratio=False)
+
+    def batches():
+        order = np.random.default_rng(0).permutation(len(dataset))
+        for i in range(0, len(order) - args.batch_size + 1, args.batch_size):
+            yield [(True, int(j)) for j in order[i:i + args.batch_size]]
+
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=list(batches()) * 4, num_workers=args.workers,
+        collate_fn=BatchCollator(32))
+    rate = images_per_s(loader, args.num_batches)
+    timings = Timings()
+    data.pull_item = timings.wrap(data.pull_item, 'load: pull_item')
+    mw.random_affine = timings.wrap(mw.random_affine, 'random_affine')
+    dataset.mixup = timings.wrap(dataset.mixup, 'mixup')
+    tf.transforms = [timings.wrap(t, type(t).__name__) for t in tf.transforms]
+    return rate, profile(lambda i: dataset[(True, i % len(dataset))],
+                         timings, args.profile_images)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    with contextlib.ExitStack() as stack:
+        root = args.data_root
+        if root is None:
+            from damoyolo_mm.datasets import generate_demo_dataset
+            root = stack.enter_context(tempfile.TemporaryDirectory())
+            generate_demo_dataset(root, seed=0, num_train=args.num_images,
+                                  num_val=1)
+        cpu = platform.processor() or platform.machine()
+        print(f'machine: {cpu}, {os.cpu_count()} CPUs, torch '
+              f'{torch.__version__}, load {os.getloadavg()[0]:.2f}; '
+              f'{args.workers} workers, batch {args.batch_size}, '
+              f'{args.num_batches} batches, data {root}')
+        results = dict(ours=ours(args, root))
+        if args.official_root:
+            results['official'] = official(args, root)
+    for name, (rate, (parts, per_img)) in results.items():
+        print(f'\n{name}: {rate:.1f} images/s ({args.workers} workers); '
+              f'in-process {per_img:.1f} ms/image; slowest parts (ms/image):')
+        for part, ms in sorted(parts.items(), key=lambda kv: -kv[1]):
+            print(f'  {part:<36}{ms:8.2f}')
+    if 'official' in results:
+        print(f'\nours / official images/s: '
+              f'{results["ours"][0] / results["official"][0]:.2f}x')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
