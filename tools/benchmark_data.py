@@ -1,13 +1,12 @@
 """Images/s of DAMO-YOLO's full training data pipeline, ours vs the official.
 
 Ours: the config's ``train_dataloader`` (load, Mosaic, RandomAffine, MixUp,
-resize, flip, SADA, pack), SADA at full strength. Official (with
-``--official-root``, a checkout of tinyvision/DAMO-YOLO): its COCODataset +
-MosaicWrapper + transforms (resize, flip, to tensor, normalise, SA_Aug at
-full strength) with the same settings, images, batch size and workers.
-Each side: images/s through a DataLoader over ``--num-batches`` batches
-(after one warm-up batch), then ms per image of each transform, measured
-in this process over ``--profile-images`` samples. Not a test: figures only.
+resize, flip, SADA at full strength, pack). Official (``--official-root``, a
+tinyvision/DAMO-YOLO checkout): COCODataset + MosaicWrapper + transforms
+(resize, flip, to tensor, normalise, SA_Aug at full strength), same
+settings, images, batch size and workers. Each: images/s through a
+DataLoader (``--num-batches`` after a warm-up batch), then exclusive ms per
+image of each part in this process (``--profile-images`` samples).
 
     python tools/benchmark_data.py --official-root ../ref/damoyolo_official
     python tools/benchmark_data.py configs/damoyolo_s_coco.py --workers 2

@@ -32,27 +32,34 @@ dist_check_launch() {
     command -v "$PYTHON" >/dev/null 2>&1 || \
         dist_fail "python interpreter '$PYTHON' not found: set PYTHON or activate the environment (tools/setup_env.sh)"
     local msg
-    if ! msg=$("$PYTHON" - "$gpus" "$PORT" "$NODE_RANK" <<'PY'
+    if ! msg=$("$PYTHON" - "$gpus" "$PORT" "$NODE_RANK" "$(basename "$0")" <<'PY'
 import socket
 import sys
 
-nproc, port, node_rank = (int(v) for v in sys.argv[1:])
+
+
+def fail(msg):
+    print(msg)
+    sys.exit(1)
+
+
+nproc, port, node_rank = (int(v) for v in sys.argv[1:4])
 if node_rank == 0:  # the master node listens on PORT
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(('', port))
     except OSError as exc:
-        sys.exit(f'port {port} is already in use ({exc.strerror}): set '
-                 'PORT to a free port, e.g. PORT=29501 bash ...')
+        fail(f'port {port} is already in use ({exc.strerror}): set PORT '
+             f'to a free port, e.g. PORT={port + 1} bash tools/{sys.argv[4]} ...')
     finally:
         sock.close()
 import torch  # noqa: E402
 
 gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
 if 0 < gpus < nproc:
-    sys.exit(f'{nproc} processes requested but only {gpus} GPU(s) are '
-             f'visible: set GPUS to at most {gpus} (or CUDA_VISIBLE_DEVICES)')
+    fail(f'{nproc} processes requested but only {gpus} GPU(s) are visible: '
+         f'set GPUS to at most {gpus} (or CUDA_VISIBLE_DEVICES)')
 PY
     ); then
         dist_fail "${msg:-the launch check failed}"

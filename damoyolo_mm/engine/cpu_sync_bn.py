@@ -1,34 +1,28 @@
-"""SyncBatchNorm and DistributedDataParallel for CPU processes (gloo).
+"""SyncBatchNorm for CPU processes (gloo).
 
 torch 2.13's ``nn.SyncBatchNorm`` refuses CPU tensors ("SyncBatchNorm
 expected input tensor to be on GPU ...": its kernels ``batch_norm_stats`` /
-``batch_norm_gather_stats_with_counts`` exist for CUDA only), mmcv 2.1.0's
-``SyncBatchNorm`` is CUDA-only too, and mmengine 0.10.7 hands DDP
-``device_ids=[LOCAL_RANK]``, which DDP refuses for a CPU model. So a
-distributed run on CPUs could neither use SyncBN nor be wrapped at all.
+``batch_norm_gather_stats_with_counts`` exist for CUDA only, and DDP refuses
+SyncBatchNorm layers in a CPU model), and mmcv 2.1.0's ``SyncBatchNorm`` is
+CUDA-only too.
 
 :class:`CPUSyncBatchNorm` computes the same batch statistics over all
 processes with two differentiable all-reduces (sum and count, then the
 centred sum of squares), so forward, backward and running statistics equal
 those of plain BatchNorm on the concatenated batch; in eval mode or with one
 process it is plain BatchNorm. Its parameters and buffers have BatchNorm's
-names, so checkpoints load into either. :class:`CPUDistributedDataParallel`
-converts the
-model's BatchNorms (``sync_bn=True``) and wraps it without device ids;
-:func:`damoyolo_mm.engine.distributed.setup_distributed` selects it for
-gloo runs.
+names, so checkpoints load into either.
+:class:`~damoyolo_mm.engine.ddp.DAMOYOLODistributedDataParallel` converts
+a model's BatchNorms with :func:`convert_cpu_sync_batchnorm` in CPU runs.
 """
 from typing import Optional
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from mmdet.registry import MODEL_WRAPPERS
-from mmengine.model import MMDistributedDataParallel
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ['CPUSyncBatchNorm', 'convert_cpu_sync_batchnorm',
-           'CPUDistributedDataParallel']
+__all__ = ['CPUSyncBatchNorm', 'convert_cpu_sync_batchnorm']
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -144,26 +138,3 @@ def convert_cpu_sync_batchnorm(module: nn.Module,
     for name, child in module.named_children():
         out.add_module(name, convert_cpu_sync_batchnorm(child, process_group))
     return out
-
-
-@MODEL_WRAPPERS.register_module()
-class CPUDistributedDataParallel(MMDistributedDataParallel):
-    """mmengine's DDP wrapper for CPU processes.
-
-    Args:
-        module (nn.Module): The model (on CPU).
-        sync_bn (bool): Convert its BatchNorms to :class:`CPUSyncBatchNorm`
-            first. Defaults to True.
-        device_ids: Ignored (mmengine passes ``[LOCAL_RANK]``); a CPU model
-            is wrapped without device ids.
-        **kwargs: Passed to ``MMDistributedDataParallel``.
-    """
-
-    def __init__(self,
-                 module: nn.Module,
-                 sync_bn: bool = True,
-                 device_ids: Optional[list] = None,
-                 **kwargs) -> None:
-        if sync_bn:
-            module = convert_cpu_sync_batchnorm(module)
-        super().__init__(module=module, device_ids=None, **kwargs)

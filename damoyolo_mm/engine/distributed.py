@@ -10,12 +10,14 @@ config, before the runner is built, so that the same config trains with
 
 * no ``env_cfg.dist_cfg.backend`` in the config: ``nccl`` when CUDA GPUs are
   visible, ``gloo`` otherwise; a backend in the config is kept;
-* on CPU (gloo) with the pytorch launcher, the process group is initialised
-  here from torchrun's environment (the runner then finds it initialised),
-  and the model is wrapped by
-  :class:`~damoyolo_mm.engine.cpu_sync_bn.CPUDistributedDataParallel`
-  (``sync_bn='torch'`` in the config: BatchNorms synchronised across the
-  processes with :class:`~damoyolo_mm.engine.cpu_sync_bn.CPUSyncBatchNorm`);
+* the model is wrapped by
+  :class:`~damoyolo_mm.engine.ddp.DAMOYOLODistributedDataParallel`, which
+  puts the weights into the layout of the config's ``MemoryFormatHook``
+  before DDP is built and, on CPUs, replaces the BatchNorms by
+  :class:`~damoyolo_mm.engine.cpu_sync_bn.CPUSyncBatchNorm`
+  (``sync_bn='torch'``) and passes no device ids;
+* on CPUs with the pytorch launcher the process group is initialised here
+  from torchrun's environment (the runner then finds it initialised);
 * impossible requests fail before any work with what to set: NCCL without
   a GPU, more processes per node than GPUs.
 
@@ -71,6 +73,13 @@ def _env_int(name: str) -> Optional[int]:
     return None if value in (None, '') else int(value)
 
 
+def _hook_memory_format(cfg: Config) -> Optional[str]:
+    for hook in cfg.get('custom_hooks', None) or []:
+        if str(hook.get('type', '')).split('.')[-1] == 'MemoryFormatHook':
+            return hook.get('memory_format', 'channels_last')
+    return None
+
+
 def setup_distributed(cfg: Config, launcher: str) -> None:
     """Fill in the distributed settings of ``cfg`` for this machine.
 
@@ -92,30 +101,37 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
         where = 'env_cfg.dist_cfg.backend'
     backend = dist_cfg['backend']
     check_backend(backend, _env_int('LOCAL_WORLD_SIZE'), where)
-    if backend == 'nccl':
-        return  # mmengine's GPU path as is
-
-    # CPU processes: SyncBN and DDP of CPUDistributedDataParallel (torch's
-    # SyncBatchNorm and mmengine's DDP defaults need GPUs, see cpu_sync_bn)
+    cpu = not torch.cuda.is_available()
     sync_bn = cfg.get('sync_bn', None)
-    if sync_bn not in (None, 'torch'):
-        raise ValueError(
-            f'sync_bn={sync_bn!r} with the {backend!r} backend: only '
-            "sync_bn='torch' (or None) is supported on CPU processes")
     wrapper = cfg.get('model_wrapper_cfg', None)
     if wrapper is None:
         wrapper = dict(
-            type='CPUDistributedDataParallel',
+            type='DAMOYOLODistributedDataParallel',
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False))
-    if wrapper.get('type') == 'CPUDistributedDataParallel':
-        wrapper.setdefault('sync_bn', sync_bn is not None)
-    else:
+    if wrapper.get('type') == 'DAMOYOLODistributedDataParallel':
+        # the weights' layout before DDP builds its buckets (see ddp.py)
+        memory_format = _hook_memory_format(cfg)
+        if memory_format is not None:
+            wrapper.setdefault('memory_format', memory_format)
+        if cpu and sync_bn is not None:
+            if sync_bn != 'torch':
+                raise ValueError(
+                    f'sync_bn={sync_bn!r} on a machine without GPUs: only '
+                    "sync_bn='torch' (or None) is supported on CPUs")
+            wrapper.setdefault('cpu_sync_bn', True)
+            cfg.sync_bn = None  # converted by the wrapper, not by mmengine
+    elif cpu:
+        if sync_bn is not None:
+            raise ValueError(
+                f'sync_bn={sync_bn!r} with model_wrapper_cfg type '
+                f'{wrapper.get("type")!r} on a machine without GPUs: torch\'s '
+                'SyncBatchNorm needs GPUs; use model_wrapper_cfg type '
+                "'DAMOYOLODistributedDataParallel' or set sync_bn=None")
         wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
-    cfg.sync_bn = None  # converted by the wrapper, not by mmengine
-    if torch.cuda.is_available():
-        return  # gloo between GPU processes: mmengine initialises it
+    if not cpu:
+        return  # GPU processes: mmengine initialises the process group
     if launcher != 'pytorch':
         raise RuntimeError(
             f'--launcher {launcher} on a machine without GPUs: CPU '

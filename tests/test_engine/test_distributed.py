@@ -67,7 +67,7 @@ def det_runs(demo_data_root, tmp_path_factory):
 def test_ranks_hold_identical_weights_after_each_step(det_runs):
     (report, _), _ = det_runs
     assert report['world_size'] == 2
-    assert report['wrapper'] == 'CPUDistributedDataParallel'
+    assert report['wrapper'] == 'DAMOYOLODistributedDataParallel'
     # every BatchNorm of the model was synchronised
     assert report['bn_layers'] > 0
     assert report['sync_bn_layers'] == report['bn_layers']
@@ -80,19 +80,27 @@ def test_two_processes_equal_one_process_with_the_whole_batch(det_runs):
     (two_report, two), (one_report, one) = det_runs
     assert one_report['world_size'] == 1 and one_report['sync_bn_layers'] == 0
     assert one.keys() == two.keys()
-    # the 2 steps moved the weights well beyond the tolerance
-    assert one_report['rel_change'] > 1e-2, one_report
-    worst = {}
-    for key, ref in one.items():
-        if ref.is_floating_point():
-            worst[key] = rel_diff(two[key], ref)
-        else:
-            assert torch.equal(two[key], ref), key
-    flat_two = torch.cat([two[k].flatten().float() for k in worst])
-    flat_one = torch.cat([one[k].flatten().float() for k in worst])
+    # the 2 steps moved the weights (1e-3 relative) well beyond the
+    # tolerance (1e-4): a wrong normalisation would show
+    assert one_report['rel_change'] > 5e-4, one_report
+    floats = [k for k, v in one.items() if v.is_floating_point()]
+    for key in set(one) - set(floats):
+        assert torch.equal(two[key], one[key]), key  # num_batches_tracked
+    flat_two = torch.cat([two[k].flatten().float() for k in floats])
+    flat_one = torch.cat([one[k].flatten().float() for k in floats])
+    # measured: 2e-6 with SyncBN; 9e-2 without (dist_worker --no-sync-bn)
     assert rel_diff(flat_two, flat_one) < 1e-4
-    bad = {k: v for k, v in worst.items() if v > 1e-4}
-    assert not bad, sorted(bad.items(), key=lambda kv: -kv[1])[:10]
+    # each tensor too; an absolute floor of 1e-7 per element for tensors
+    # at float-noise level (BatchNorm biases whose gradient is zero up to
+    # rounding, ~1e-10, before another BatchNorm)
+    bad = {}
+    for key in floats:
+        diff = float((two[key].float() - one[key].float()).norm())
+        limit = 1e-4 * float(one[key].float().norm()) + \
+            1e-7 * one[key].numel() ** 0.5
+        if diff > limit:
+            bad[key] = (diff, limit)
+    assert not bad, sorted(bad.items(), key=lambda kv: -kv[1][0])[:10]
 
 
 @pytest.fixture(scope='module')
