@@ -48,7 +48,7 @@ def data_options(root):
 
 
 def scalars(work_dir):
-    logs = [osp.join(d, 'vis_data', 'scalars.json')
+    logs = [osp.join(work_dir, d, 'vis_data', 'scalars.json')
             for d in sorted(os.listdir(work_dir))
             if osp.isfile(osp.join(work_dir, d, 'vis_data', 'scalars.json'))]
     assert logs, os.listdir(work_dir)
@@ -100,9 +100,12 @@ def test_dist_test_matches_one_process(repo_root, demo_data_root, golden_dir,
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-5000:])
 
     def metrics(work):
-        rec = [r for r in scalars(work) if 'coco/bbox_mAP' in r]
-        assert len(rec) == 1, rec
-        return rec[0]
+        # LoggerHook writes the test metrics to <work>/<time>/<time>.json
+        runs = [d for d in os.listdir(work)
+                if osp.isfile(osp.join(work, d, d + '.json'))]
+        assert len(runs) == 1, os.listdir(work)
+        with open(osp.join(work, runs[0], runs[0] + '.json')) as f:
+            return json.load(f)
 
     m1, m2 = metrics(one), metrics(two)
     assert m1['coco/bbox_mAP'] > 0.1, m1  # a trained model, real detections
