@@ -119,4 +119,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    # under torchrun, the error of a failed process is shown in its summary
+    from torch.distributed.elastic.multiprocessing.errors import record
+    sys.exit(record(main)())

@@ -218,3 +218,16 @@ def test_cpu_processes_need_torchrun(cfg, monkeypatch):
     with pytest.raises(RuntimeError, match='--launcher slurm on a machine '
                        'without GPUs'):
         setup_distributed(cfg, 'slurm')
+
+
+def test_dist_train_nccl_without_gpus_ends_with_the_fix(repo_root):
+    """The refusal of a failed process closes torchrun's summary."""
+    if torch.cuda.is_available():
+        pytest.skip('this machine has GPUs')
+    out = run_script(repo_root, 'dist_train.sh', [
+        QUICKSTART, '2', '--cfg-options', 'env_cfg.dist_cfg.backend=nccl'],
+        timeout=300)
+    assert out.returncode != 0
+    tail = '\n'.join(out.stderr.strip().splitlines()[-4:])
+    assert "backend='nccl' needs CUDA GPUs" in tail, tail
+    assert 'env_cfg.dist_cfg.backend=gloo' in tail
