@@ -39,15 +39,13 @@ def parse_args(argv=None):
     p.add_argument('config', nargs='?', default='configs/damoyolo_s_coco.py',
                    help='config whose train_dataloader is measured')
     p.add_argument('--official-root', help='tinyvision/DAMO-YOLO checkout')
-    p.add_argument('--data-root', help='COCO-style set (annotations/'
-                   'instances_train.json, train/); default: the embedded '
-                   'demo data written to a temporary folder')
+    p.add_argument('--data-root', help='COCO-style set (annotations/instances'
+                   '_train.json, train/); default: generated demo data')
     p.add_argument('--num-images', type=int, default=64,
                    help='demo images to generate (without --data-root)')
-    p.add_argument('--workers', type=int, default=2)
-    p.add_argument('--batch-size', type=int, default=8)
-    p.add_argument('--num-batches', type=int, default=8)
-    p.add_argument('--profile-images', type=int, default=24)
+    for name, default in (('workers', 2), ('batch-size', 8),
+                          ('num-batches', 12), ('profile-images', 32)):
+        p.add_argument('--' + name, type=int, default=default)
     return p.parse_args(argv)
 
 
@@ -76,18 +74,18 @@ class _TimedTransform:
     """A pipeline transform timed under ``name`` (``get_indexes`` kept)."""
 
     def __init__(self, transform, timings, name):
-        self.transform, self.name = transform, name
-        self.call = timings.wrap(transform, name)
+        self.transform, self.__call__ = transform, timings.wrap(transform,
+                                                                name)
 
     def __call__(self, results):
-        return self.call(results)
+        return self.__dict__['__call__'](results)
 
     def __getattr__(self, key):
         return getattr(self.transform, key)
 
 
 def images_per_s(loader, num_batches):
-    it = iter(loader)
+    it = (batch for _ in iter(int, 1) for batch in loader)  # epochs forever
     next(it)  # warm-up: worker start
     start, n = time.perf_counter(), 0
     for _ in range(num_batches):
@@ -129,11 +127,11 @@ def ours(args, root):
     loader = Runner.build_dataloader(dl, seed=0)
     rate = images_per_s(loader, args.num_batches)
     dataset, timings = loader.dataset, Timings()
-    for compose, prefix in ((dataset.dataset.pipeline, 'load: '),
-                            (dataset.pipeline, '')):
-        compose.transforms = [
-            _TimedTransform(t, timings, prefix + type(t).__name__)
-            for t in compose.transforms]
+    dataset.pipeline = [_TimedTransform(t, timings, type(t).__name__)
+                        for t in dataset.pipeline]  # a list in mmdet 3.3
+    load = dataset.dataset.pipeline
+    load.transforms = [_TimedTransform(t, timings, 'load: ' + type(t).__name__)
+                       for t in load.transforms]
     return rate, profile(dataset.__getitem__, timings, args.profile_images)
 
 
@@ -145,12 +143,13 @@ def official(args, root):
 
     def inverse_affine(center, angle, translate, scale, shear):
         # torchvision.transforms.functional._get_inverse_affine_matrix
-        rot, sx, sy = (np.radians(v) for v in (angle, shear, 0.))
+        shear = list(shear) + [0.] if np.ndim(shear) else [shear, 0.]
+        rot, sx, sy = (float(np.radians(v)) for v in (angle, *shear[:2]))
         a = np.cos(rot - sy) / np.cos(sy)
         b = -np.cos(rot - sy) * np.tan(sx) / np.cos(sy) - np.sin(rot)
         c = np.sin(rot - sy) / np.cos(sy)
         d = -np.sin(rot - sy) * np.tan(sx) / np.cos(sy) + np.cos(rot)
-        m = [x / scale for x in (d, -b, 0., -c, a, 0.)]
+        m = [float(x) / scale for x in (d, -b, 0., -c, a, 0.)]
         (cx, cy), (tx, ty) = center, translate
         m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty) + cx
         m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty) + cy
@@ -175,6 +174,9 @@ def official(args, root):
             img = Image.open(osp.join(self.root, path)).convert('RGB')
             return img, self.coco.loadAnns(self.coco.getAnnIds(img_id))
 
+        def __len__(self):
+            return len(self.ids)
+
     func = types.SimpleNamespace(
         to_pil_image=lambda t: Image.fromarray(
             t.mul(255).byte().permute(1, 2, 0).numpy()),
@@ -183,7 +185,7 @@ def official(args, root):
         normalize=lambda t, mean, std: (t - torch.tensor(mean)[:, None, None])
         / torch.tensor(std)[:, None, None],
         affine=affine)
-    fake = {'torchvision': dict(ops=None, transforms=None, datasets=None),
+    fake = {'torchvision': {},
             'torchvision.ops': dict(nms=None, batched_nms=None),
             'torchvision.transforms': dict(functional=func),
             'torchvision.transforms.functional': vars(func),
@@ -192,11 +194,16 @@ def official(args, root):
             'loguru': dict(logger=types.SimpleNamespace(**{
                 k: lambda *a, **kw: None for k in ('info', 'warning')})),
             'easydict': dict(EasyDict=dict), 'thop': dict(profile=None)}
+    installed = {n.split('.')[0] for n in fake
+                 if importlib.util.find_spec(n.split('.')[0]) is not None}
     for name, attrs in fake.items():
-        if importlib.util.find_spec(name.split('.')[0]) is not None:
-            continue  # installed: use the real one
+        if name.split('.')[0] in installed:
+            continue  # use the real one
         sys.modules[name] = types.ModuleType(name)
         vars(sys.modules[name]).update(attrs)
+        parent, _, child = name.rpartition('.')
+        if parent:  # `import torchvision.transforms as T` reads attributes
+            setattr(sys.modules[parent], child, sys.modules[name])
     sys.path.insert(0, osp.abspath(args.official_root))
     try:
         import damo.dataset.datasets.mosaic_wrapper as mw
