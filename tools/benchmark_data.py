@@ -1,15 +1,13 @@
 """Images/s of DAMO-YOLO's full training data pipeline, ours vs the official.
 
-Ours: the config's ``train_dataloader`` (load, Mosaic, RandomAffine, MixUp,
-resize, flip, SADA at full strength, pack). Official (``--official-root``, a
-tinyvision/DAMO-YOLO checkout): COCODataset + MosaicWrapper + transforms
-(resize, flip, to tensor, normalise, SA_Aug at full strength), same
-settings, images, batch size and workers. Each: images/s through a
-DataLoader (``--num-batches`` after a warm-up batch), then exclusive ms per
-image of each part in this process (``--profile-images`` samples).
+Ours: the config's train_dataloader (load, Mosaic, RandomAffine, MixUp,
+resize, flip, SADA at full strength, pack). Official (--official-root):
+COCODataset + MosaicWrapper + transforms (resize, flip, to tensor, normalise,
+SA_Aug at full strength); same settings, images, batch and workers. Each:
+images/s through a DataLoader, then CPU ms per image of each part in this
+process (one thread, as in a worker).
 
-    python tools/benchmark_data.py --official-root ../ref/damoyolo_official
-    python tools/benchmark_data.py configs/damoyolo_s_coco.py --workers 2
+    python tools/benchmark_data.py --official-root ../DAMO-YOLO --workers 2
 """
 import argparse
 import contextlib
@@ -72,26 +70,11 @@ class Timings:
         return timed
 
 
-class _TimedTransform:
-    """A pipeline transform timed under ``name`` (``get_indexes`` kept)."""
-
-    def __init__(self, transform, timings, name):
-        self.transform, self.__call__ = transform, timings.wrap(transform,
-                                                                name)
-
-    def __call__(self, results):
-        return self.__dict__['__call__'](results)
-
-    def __getattr__(self, key):
-        return getattr(self.transform, key)
-
-
 def images_per_s(loader, num_batches):
     it = (batch for _ in iter(int, 1) for batch in loader)  # epochs forever
     next(it)  # warm-up: worker start
     start, n = time.perf_counter(), 0
-    for _ in range(num_batches):
-        batch = next(it)
+    for batch in (next(it) for _ in range(num_batches)):
         n += len(batch['inputs'] if isinstance(batch, dict) else batch[1])
     return n / (time.perf_counter() - start)
 
@@ -118,23 +101,20 @@ def ours(args, root):
     register_all_modules()
     cfg = Config.fromfile(args.config)
     dl = cfg.train_dataloader
-    inner = dl.dataset.dataset
-    inner.update(data_root=root, ann_file='annotations/instances_train.json',
-                 data_prefix=dict(img='train/'), metainfo=dict(
-                     classes=CLASSES))
-    for t in dl.dataset.pipeline:
-        if t['type'] == 'SADA':
-            t['ramp'] = False  # full strength, as at the end of training
+    dl.dataset.dataset.update(
+        data_root=root, ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'), metainfo=dict(classes=CLASSES))
+    for t in dl.dataset.pipeline:  # SADA at full strength (end of training)
+        t.update(ramp=False) if t['type'] == 'SADA' else None
     dl.update(batch_size=args.batch_size, num_workers=args.workers,
-              persistent_workers=args.workers > 0, pin_memory=False)
+              persistent_workers=False, pin_memory=False)  # as official
     loader = Runner.build_dataloader(dl, seed=0)
     rate = images_per_s(loader, args.num_batches)
     dataset, timings = loader.dataset, Timings()
-    dataset.pipeline = [_TimedTransform(t, timings, type(t).__name__)
-                        for t in dataset.pipeline]  # a list in mmdet 3.3
-    load = dataset.dataset.pipeline
-    load.transforms = [_TimedTransform(t, timings, 'load: ' + type(t).__name__)
-                       for t in load.transforms]
+    for prefix, ts in (('', dataset.pipeline),  # a list in mmdet 3.3
+                       ('load: ', dataset.dataset.pipeline.transforms)):
+        for t in ts:  # BaseTransform.__call__ calls self.transform
+            t.transform = timings.wrap(t.transform, prefix + type(t).__name__)
     return rate, profile(dataset.__getitem__, timings, args.profile_images)
 
 
@@ -144,25 +124,18 @@ def official(args, root):
     from PIL import Image
     from pycocotools.coco import COCO
 
-    def inverse_affine(center, angle, translate, scale, shear):
-        # torchvision.transforms.functional._get_inverse_affine_matrix
-        shear = list(shear) + [0.] if np.ndim(shear) else [shear, 0.]
-        rot, sx, sy = (float(np.radians(v)) for v in (angle, *shear[:2]))
-        a = np.cos(rot - sy) / np.cos(sy)
-        b = -np.cos(rot - sy) * np.tan(sx) / np.cos(sy) - np.sin(rot)
-        c = np.sin(rot - sy) / np.cos(sy)
-        d = -np.sin(rot - sy) * np.tan(sx) / np.cos(sy) + np.cos(rot)
-        m = [float(x) / scale for x in (d, -b, 0., -c, a, 0.)]
-        (cx, cy), (tx, ty) = center, translate
-        m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty) + cx
-        m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty) + cy
-        return m
-
     def affine(img, angle, translate, scale, shear, **kwargs):
+        """torchvision's F.affine of a PIL image (its inverse matrix)."""
         if 'resample' in kwargs:  # the reference retries with new names
             raise TypeError('resample')
-        m = inverse_affine([img.size[0] * .5, img.size[1] * .5], angle,
-                           translate, scale, shear)
+        shear = list(shear) + [0.] if np.ndim(shear) else [shear, 0.]
+        r, sx, sy = (float(np.radians(v)) for v in (angle, *shear[:2]))
+        a, c = np.cos(r - sy) / np.cos(sy), np.sin(r - sy) / np.cos(sy)
+        b, d = -a * np.tan(sx) - np.sin(r), -c * np.tan(sx) + np.cos(r)
+        m = [float(x) / scale for x in (d, -b, 0., -c, a, 0.)]
+        (cx, cy), (tx, ty) = (img.size[0] * .5, img.size[1] * .5), translate
+        m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty) + cx
+        m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty) + cy
         return img.transform(img.size, Image.AFFINE, m, Image.BILINEAR,
                              fillcolor=kwargs.get('fill'))
 
@@ -171,14 +144,12 @@ def official(args, root):
             self.root, self.coco = root, COCO(ann_file)
             self.ids = list(sorted(self.coco.imgs.keys()))
 
-        def __getitem__(self, index):
-            img_id = self.ids[index]
-            path = self.coco.loadImgs(img_id)[0]['file_name']
-            img = Image.open(osp.join(self.root, path)).convert('RGB')
-            return img, self.coco.loadAnns(self.coco.getAnnIds(img_id))
+        def __getitem__(self, i):
+            path = self.coco.loadImgs(self.ids[i])[0]['file_name']
+            return (Image.open(osp.join(self.root, path)).convert('RGB'),
+                    self.coco.loadAnns(self.coco.getAnnIds(self.ids[i])))
 
-        def __len__(self):
-            return len(self.ids)
+        __len__ = lambda self: len(self.ids)  # noqa: E731
 
     func = types.SimpleNamespace(
         to_pil_image=lambda t: Image.fromarray(
@@ -190,15 +161,15 @@ def official(args, root):
         affine=affine)
     fake = {'torchvision': {},
             'torchvision.ops': dict(nms=None, batched_nms=None),
-            'torchvision.transforms': dict(functional=func),
+            'torchvision.transforms': {},
             'torchvision.transforms.functional': vars(func),
             'torchvision.datasets': {},
             'torchvision.datasets.coco': dict(CocoDetection=CocoDetection),
             'loguru': dict(logger=types.SimpleNamespace(**{
                 k: lambda *a, **kw: None for k in ('info', 'warning')})),
             'easydict': dict(EasyDict=dict), 'thop': dict(profile=None)}
-    installed = {n.split('.')[0] for n in fake
-                 if importlib.util.find_spec(n.split('.')[0]) is not None}
+    installed = {n for n in {k.split('.')[0] for k in fake}
+                 if importlib.util.find_spec(n) is not None}
     for name, attrs in fake.items():
         if name.split('.')[0] in installed:
             continue  # use the real one
@@ -219,11 +190,10 @@ def official(args, root):
         sys.path.pop(0)
     # S / M / L settings (configs/damoyolo_tinynasL25_S.py)
     data = COCODataset(osp.join(root, 'annotations/instances_train.json'),
-                          osp.join(root, 'train'), class_names=CLASSES)
-    sada = dict(SADA)
+                       osp.join(root, 'train'), class_names=CLASSES)
     tf = build_transforms(0, 300, 16, 1000, max(args.workers, 1),
                           args.batch_size, 1, (640, 640), 0.5, [0.] * 3,
-                          [1.] * 3, types.SimpleNamespace(**sada), False)
+                          [1.] * 3, types.SimpleNamespace(**SADA), False)
     sa = [t for t in tf.transforms if isinstance(t, SA_Aug)][0]
     sa.box_augs.max_iters = 10 ** 9  # full strength: iteration ~ max_iters
     sa.count = int(0.999 * 10 ** 9 * sa.batch_size / sa.num_workers)
@@ -232,13 +202,12 @@ def official(args, root):
         degrees=10.0, translate=0.2, shear=2.0, mosaic_scale=(0.1, 2.0),
         mixup_scale=(0.5, 1.5), keep_ratio=False)
 
-    def batches():
-        order = np.random.default_rng(0).permutation(len(dataset))
-        for i in range(0, len(order) - args.batch_size + 1, args.batch_size):
-            yield [(True, int(j)) for j in order[i:i + args.batch_size]]
-
+    order, bs = np.random.default_rng(0).permutation(len(dataset)), \
+        args.batch_size
+    batches = [[(True, int(j)) for j in order[i:i + bs]]
+               for i in range(0, len(order) - bs + 1, bs)]
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=list(batches()) * 4, num_workers=args.workers,
+        dataset, batch_sampler=batches * 4, num_workers=args.workers,
         collate_fn=BatchCollator(32))
     rate = images_per_s(loader, args.num_batches)
     timings = Timings()
@@ -257,14 +226,17 @@ def main(argv=None):
     torch.manual_seed(0)
     torch.set_num_threads(1)  # as in the loader workers
     cv2.setNumThreads(0)
-    with contextlib.ExitStack() as stack:
+    with tempfile.TemporaryDirectory() as tmp:
         root = args.data_root
         if root is None:
             from damoyolo_mm.datasets import generate_demo_dataset
-            root = stack.enter_context(tempfile.TemporaryDirectory())
+            root = tmp
             generate_demo_dataset(root, seed=0, num_train=args.num_images,
                                   num_val=1)
         cpu = platform.processor() or platform.machine()
+        with contextlib.suppress(OSError), open('/proc/cpuinfo') as f:
+            cpu = next((ln.split(':', 1)[1].strip() for ln in f
+                        if ln.startswith('model name')), cpu)
         print(f'machine: {cpu}, {os.cpu_count()} CPUs, torch '
               f'{torch.__version__}, load {os.getloadavg()[0]:.2f}; '
               f'{args.workers} workers, batch {args.batch_size}, '
