@@ -26,9 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # clone
 
 CLASSES = ('disk', 'rectangle', 'triangle', 'ring', 'cross')
 
@@ -40,18 +38,16 @@ def parse_args(argv=None):
     p.add_argument('--official-root', help='tinyvision/DAMO-YOLO checkout')
     p.add_argument('--data-root', help='COCO-style set (annotations/instances'
                    '_train.json, train/); default: generated demo data')
-    p.add_argument('--num-images', type=int, default=64,
-                   help='demo images to generate (without --data-root)')
-    for name, default in (('workers', 2), ('batch-size', 8),
-                          ('num-batches', 12), ('profile-images', 32)):
+    for name, default in (('num-images', 64), ('workers', 2),
+                          ('batch-size', 8), ('num-batches', 12),
+                          ('profile-images', 32)):
         p.add_argument('--' + name, type=int, default=default)
     return p.parse_args(argv)
 
 
 class Timings:
-    """Exclusive CPU seconds per named part (a timed call inside another
-    one counts for itself only; one thread, so CPU time is robust to other
-    load on the machine); ``wrap`` times a callable."""
+    """Exclusive CPU seconds per part (robust to other load; nested calls
+    count for themselves); ``wrap`` times a callable."""
 
     def __init__(self):
         self.total, self.stack = defaultdict(float), []
@@ -80,16 +76,14 @@ def images_per_s(loader, num_batches):
 
 
 def profile(get_item, timings, n):
-    """CPU ms per image of each part, ``other`` = what no timed part
-    covers; wall and CPU ms per image in all."""
+    """CPU ms/image per part (``other``: untimed), wall and CPU ms/image."""
     timings.total.clear()
     start, cpu = time.perf_counter(), time.process_time()
     for i in range(n):
         get_item(i)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     parts = {k: v * 1e3 / n for k, v in timings.total.items()}
-    parts['other (mosaic canvas, copies)'] = cpu * 1e3 / n - sum(
-        parts.values())
+    parts['other (canvas, copies)'] = cpu * 1e3 / n - sum(parts.values())
     return parts, wall * 1e3 / n, cpu * 1e3 / n
 
 
@@ -194,14 +188,13 @@ def official(args, root):
     tf = build_transforms(0, 300, 16, 1000, max(args.workers, 1),
                           args.batch_size, 1, (640, 640), 0.5, [0.] * 3,
                           [1.] * 3, types.SimpleNamespace(**SADA), False)
-    sa = [t for t in tf.transforms if isinstance(t, SA_Aug)][0]
+    sa = next(t for t in tf.transforms if isinstance(t, SA_Aug))
     sa.box_augs.max_iters = 10 ** 9  # full strength: iteration ~ max_iters
     sa.count = int(0.999 * 10 ** 9 * sa.batch_size / sa.num_workers)
     dataset = mw.MosaicWrapper(
         data, (640, 640), mosaic_prob=1.0, mixup_prob=0.15, transforms=tf,
         degrees=10.0, translate=0.2, shear=2.0, mosaic_scale=(0.1, 2.0),
         mixup_scale=(0.5, 1.5), keep_ratio=False)
-
     order, bs = np.random.default_rng(0).permutation(len(dataset)), \
         args.batch_size
     batches = [[(True, int(j)) for j in order[i:i + bs]]
@@ -221,16 +214,12 @@ def official(args, root):
 
 def main(argv=None):
     args = parse_args(argv)
-    random.seed(0)
-    np.random.seed(0)
-    torch.manual_seed(0)
-    torch.set_num_threads(1)  # as in the loader workers
-    cv2.setNumThreads(0)
+    random.seed(0), np.random.seed(0), torch.manual_seed(0)
+    torch.set_num_threads(1), cv2.setNumThreads(0)  # as in loader workers
     with tempfile.TemporaryDirectory() as tmp:
-        root = args.data_root
-        if root is None:
+        root = args.data_root or tmp
+        if args.data_root is None:
             from damoyolo_mm.datasets import generate_demo_dataset
-            root = tmp
             generate_demo_dataset(root, seed=0, num_train=args.num_images,
                                   num_val=1)
         cpu = platform.processor() or platform.machine()
@@ -251,8 +240,7 @@ def main(argv=None):
         for part, ms in sorted(parts.items(), key=lambda kv: -kv[1]):
             print(f'  {part:<36}{ms:8.2f}')
     if 'official' in results:
-        (o_rate, o_prof), (r_rate, r_prof) = results['ours'], results[
-            'official']
+        (o_rate, o_prof), (r_rate, r_prof) = results.values()
         print(f'\nours / official: images/s {o_rate / r_rate:.2f}x, CPU '
               f'time per image {r_prof[2] / o_prof[2]:.2f}x less')
 
