@@ -58,6 +58,7 @@ def main(argv=None):
     args = parse_args(argv)
     from damoyolo_mm.utils import register_all_modules
     register_all_modules(init_default_scope=False)
+    from damoyolo_mm.engine import setup_distributed
     for path, what in ((args.config, 'config'), (args.checkpoint,
                                                   'checkpoint')):
         if not osp.isfile(path):
@@ -89,6 +90,8 @@ def main(argv=None):
             dict(type='DumpDetResults', out_file_path=args.out))
     from damoyolo_mm.utils.checkpoint_trust import (explain_checkpoint_error,
                                                     trust_pickle)
+    # backend from the device (gloo on CPU)
+    setup_distributed(cfg, args.launcher)
     try:
         with trust_pickle(args.checkpoint if args.trust_pickle else None):
             if 'runner_type' not in cfg:
@@ -106,4 +109,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    # under torchrun, the error of a failed process is shown in its summary
+    from torch.distributed.elastic.multiprocessing.errors import record
+    sys.exit(record(main)())

@@ -113,9 +113,12 @@ def main(argv=None):
     # registers mmdet's and our modules; sets the default scope to mmdet
     from damoyolo_mm.utils import register_all_modules
     register_all_modules(init_default_scope=False)
+    from damoyolo_mm.engine import setup_distributed
     cfg = build_cfg(args)
     from damoyolo_mm.utils.checkpoint_trust import (explain_checkpoint_error,
                                                     trust_pickle)
+    # backend from the device (gloo on CPU), SyncBN / DDP for CPU processes
+    setup_distributed(cfg, args.launcher)
     checkpoint = cfg.get('load_from', None)
     try:
         with trust_pickle(checkpoint if args.trust_pickle else None):
@@ -135,4 +138,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    # under torchrun, the error of a failed process is shown in its summary
+    from torch.distributed.elastic.multiprocessing.errors import record
+    sys.exit(record(main)())

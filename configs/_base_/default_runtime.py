@@ -20,10 +20,16 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
 
+# No backend in dist_cfg: tools/train.py and tools/test.py pick nccl on GPUs
+# and gloo on CPUs (damoyolo_mm.engine.distributed); set one here to force it.
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
+    dist_cfg=dict())
+# Distributed runs convert every BatchNorm to SyncBatchNorm, as the official
+# trainer does (batch statistics over all processes); single-process runs keep
+# plain BatchNorm (mmengine applies `sync_bn` only when distributed).
+sync_bn = 'torch'
 
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(

@@ -3,6 +3,7 @@ import torch
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from torch.nn.parallel import DistributedDataParallel
 
 _FORMATS = {
     'channels_last': torch.channels_last,
@@ -20,7 +21,11 @@ class MemoryFormatHook(Hook):
     activations follow the weights' layout, so the inputs need no change.
     The conversion happens in ``before_run`` with a very high priority, so
     copies made by other hooks (``EMAHook``) share the layout. Checkpoints
-    store the same values in either layout.
+    store the same values in either layout. In distributed runs the
+    weights must be converted before DDP wraps the model:
+    ``damoyolo_mm.engine.setup_distributed`` (tools/train.py) has
+    :class:`~damoyolo_mm.engine.ddp.DAMOYOLODistributedDataParallel` do it,
+    and this hook refuses a DDP-wrapped model in another layout.
 
     Args:
         memory_format (str): 'channels_last' (default) or 'contiguous'.
@@ -37,6 +42,20 @@ class MemoryFormatHook(Hook):
     def before_run(self, runner) -> None:
         """Convert the (unwrapped) model once, before anything copies it."""
         model = runner.model
+        fmt = _FORMATS[self.memory_format]
+        if isinstance(model, DistributedDataParallel) and any(
+                p.dim() == 4 and not p.is_contiguous(memory_format=fmt)
+                for p in model.module.parameters()):
+            # DDP's gradient buckets follow the layout the weights had when
+            # it was built: converting now permutes the all-reduced
+            # gradients of every dense k x k convolution (torch 2.13)
+            raise RuntimeError(
+                f'MemoryFormatHook: the model was wrapped by '
+                f'{type(model).__name__} before its weights were put into '
+                f'{self.memory_format}; converting now would corrupt the '
+                'gradients. Set model_wrapper_cfg=dict(type='
+                f"'DAMOYOLODistributedDataParallel', memory_format="
+                f"'{self.memory_format}') (tools/train.py does)")
         if is_model_wrapper(model):
             model = model.module
-        model.to(memory_format=_FORMATS[self.memory_format])
+        model.to(memory_format=fmt)

@@ -11,13 +11,29 @@ from mmdet.models.task_modules.prior_generators import MlvlPointGenerator
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import (ConfigType, InstanceList, OptConfigType,
-                         OptInstanceList, OptMultiConfig, reduce_mean)
+                         OptInstanceList, OptMultiConfig)
 from mmengine.config import ConfigDict
+from mmengine.dist import all_reduce, get_world_size
 from mmengine.model import bias_init_with_prob, normal_init
 from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ..finite_check import check_finite_outputs
+
+
+def global_avg_factor(local: Tensor) -> float:
+    """``max(sum over processes, 1) / world size``: the normaliser of a loss
+    that DDP then averages over the processes.
+
+    The reference (and mmdet's heads) use ``max(mean over processes, 1)``,
+    the same value unless the mean is below 1; there the clamp depends on
+    the number of processes, and N processes x batch b no longer train like
+    one process with batch N x b. Clamping the global sum keeps them equal
+    (and equals the reference in one process).
+    """
+    total = local.detach().float().clone()
+    all_reduce(total)  # sum; no-op without a process group
+    return max(float(total), 1.0) / get_world_size()
 
 
 class Integral(nn.Module):
@@ -497,6 +513,8 @@ class ZeroHead(BaseDenseHead):
         QFL is averaged over max(num_pos, 1); GIoU and DFL are weighted per
         positive by its detached max class probability and averaged over
         max(sum of these weights, 1) (times 4 for DFL, one term per side).
+        Both counts are summed over the processes of a distributed run
+        (:func:`global_avg_factor`).
         ``batch_gt_instances_ignore`` takes no part. The loss runs in fp32
         with autocast disabled (BCE on probabilities is not autocast-safe).
         Non-finite outputs raise
@@ -523,9 +541,8 @@ class ZeroHead(BaseDenseHead):
 
         targets = self.get_targets(cls_probs.detach(), decoded.detach(),
                                    priors, batch_gt_instances)
-        num_total_pos = max(
-            reduce_mean(cls_probs.new_tensor(float(
-                targets['num_pos']))).item(), 1.0)
+        num_total_pos = global_avg_factor(
+            cls_probs.new_tensor(float(targets['num_pos'])))
 
         cls_input = cls_probs if self.cls_activated else flat_cls
         loss_cls = self.loss_cls(
@@ -538,7 +555,7 @@ class ZeroHead(BaseDenseHead):
             as_tuple=False).squeeze(1)
         weight_targets = cls_probs.detach().reshape(
             -1, num_classes).max(dim=1)[0][pos_inds]
-        norm_factor = max(reduce_mean(weight_targets.sum()).item(), 1.0)
+        norm_factor = global_avg_factor(weight_targets.sum())
         if pos_inds.numel() > 0:
             loss_bbox = self.loss_bbox(
                 decoded.reshape(-1, 4)[pos_inds],
