@@ -333,6 +333,12 @@ class OrtQDQQuantizer:
             weight_type=q.QuantType.QInt8,
             nodes_to_quantize=list(nodes),
             calibrate_method=getattr(q.CalibrationMethod, self.cfg['method']),
+            # Q/DQ on the inputs of the quantized ops only (the explicit
+            # INT8 layout of TensorRT and OpenVINO); with the convolutions'
+            # outputs quantized too, OpenVINO 2026.4 fails to compile the
+            # box decoding that follows the head convolutions
+            extra_options=dict(OpTypesToExcludeOutputQuantization=list(
+                self.cfg['op_types'])),
             **kwargs)
         return out_file
 
