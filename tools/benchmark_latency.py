@@ -15,6 +15,12 @@ on a shared machine hit both alike), and the ratio ours / official printed:
   500 forward passes, is skipped) against our ONNX of the same outputs
   (decoded boxes + scores) and our end-to-end ONNX (NMS in the graph).
 * ``tensorrt``: our FP16 engine (needs an NVIDIA GPU and TensorRT 10).
+* ``openvino``: our end-to-end export cut at the NMS (network + decode) on
+  OpenVINO, FP32 and (with ``--int8``) INT8; ``all``: PyTorch NCHW and
+  channels-last, ONNX Runtime and OpenVINO in FP32 and INT8, all against
+  the official eager model in one loop. INT8 is the QDQ ``end2end.onnx`` of
+  ``tools/deploy.py`` given by ``--int8-onnx`` (partial quantization), else
+  a full INT8 quantization calibrated on synthetic images (latency only).
 
 The official code imports torchvision, loguru, thop and easydict at import
 time; none is needed on the inference path, so in-memory stand-ins are
@@ -59,7 +65,14 @@ def parse_args(argv=None):
                         help='our checkpoint (mmdet layout); default: '
                         '--official-ckpt converted in memory')
     parser.add_argument('--backend', default='pytorch',
-                        choices=['pytorch', 'onnxruntime', 'tensorrt'])
+                        choices=['pytorch', 'onnxruntime', 'openvino', 'tensorrt', 'all'])
+    parser.add_argument('--int8', action='store_true',
+                        help='openvino: also time INT8 (always with all)')
+    parser.add_argument('--int8-onnx', default=None,
+                        help='INT8 end2end.onnx (QDQ) written by '
+                        'tools/deploy.py with an *-int8 deploy config; '
+                        'default: full INT8 of the export, calibrated on '
+                        'synthetic images')
     parser.add_argument('--official-ckpt', default=None,
                         help='official-layout checkpoint ({"model": ...}); '
                         'loaded by the official model and converted for ours')
@@ -458,13 +471,15 @@ def main(argv=None):
     os.makedirs(out_dir, exist_ok=True)
     log = lambda m: print(m, flush=True)  # noqa: E731
 
-    if args.backend in ('onnxruntime', 'tensorrt'):
+    if args.backend != 'pytorch':
         from damoyolo_mm.deploy import compat
         compat.require('onnx')
-        if args.backend == 'onnxruntime':
-            compat.require('onnxruntime')
-        else:
+        if args.backend == 'tensorrt':
             compat.check_tensorrt(fp16=True)
+        else:
+            compat.require('onnxruntime')
+        if args.backend in ('openvino', 'all'):
+            compat.require('openvino')
 
     model, cfg = build_ours_fused(args.config, args.checkpoint,
                                   args.official_ckpt)
@@ -492,22 +507,41 @@ def main(argv=None):
             notes.append(f'ours vs official outputs on the timing input: '
                          f'max |d score| {d_s:.2e}, max |d box| {d_b:.2e} px')
 
-    if args.backend == 'pytorch':
+    if official is not None and args.backend in ('pytorch', 'openvino', 'all'):
 
-        def ours_fn():
+        def official_fn():
             with torch.no_grad():
-                return model.bbox_head.predict_raw(model.extract_feat(x))
+                return official(x)
 
-        fns['ours fused (net + decode)'] = ours_fn
+        fns['official fused (net + decode)'] = official_fn
+    if args.backend in ('pytorch', 'all'):
+        # switch_to_deploy() leaves the weights channels-last
+        # (infer_memory_format): "ours fused"; an NCHW copy for comparison
+        import copy
+        nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+        for name, m in (('ours fused NCHW (net + decode)', nchw),
+                        ('ours fused (net + decode)', model)):
+            fns[name] = (lambda m=m: _raw(m, x))
+            if official is not None:
+                pairs.append((name, 'official fused (net + decode)'))
+        notes.append('channels-last vs NCHW outputs: max |d| ' + ', '.join(
+            f'{a.sub(b).abs().max().item():.1e}'
+            for a, b in zip(_raw(model, x), _raw(nchw, x))))
+    if args.backend in ('openvino', 'all'):
+        import damoyolo_mm.deploy.benchmark as db
+        e2e = {'FP32': _export_e2e(args, 'openvino', model, x, h, w, cfg,
+                                    out_dir, 'fp32', log)}
+        if args.int8 or args.int8_onnx or args.backend == 'all':
+            e2e['INT8'] = args.int8_onnx or _int8_e2e(
+                args, model, x, h, w, cfg, out_dir, log)
+        backends = ['openvino'] if args.backend == 'openvino' else [
+            'onnxruntime', 'openvino']
+        rows = db.engine_runners(e2e, backends, x.numpy(), out_dir,
+                                 args.threads, log)
+        fns.update(rows)
         if official is not None:
-
-            def official_fn():
-                with torch.no_grad():
-                    return official(x)
-
-            fns['official fused (net + decode)'] = official_fn
-            pairs.append(('ours fused (net + decode)',
-                          'official fused (net + decode)'))
+            pairs += [(r, 'official fused (net + decode)') for r in rows]
+    if args.backend == 'pytorch':
         if not args.no_nms_row:
             metas = [dict(img_shape=(h, w))]
 
@@ -518,7 +552,7 @@ def main(argv=None):
                         batch_img_metas=metas)
 
             fns['ours fused + NMS (test_cfg)'] = ours_nms_fn
-    else:
+    elif args.backend in ('onnxruntime', 'tensorrt'):
         import damoyolo_mm.deploy as dp
         deploy_cfg = args.deploy_cfg or _default_deploy_cfg(
             args.backend, h, w, cfg)
@@ -595,16 +629,51 @@ def main(argv=None):
     return dict(machine=info, results=results, ratios=ratios, notes=notes)
 
 
-def _default_deploy_cfg(backend: str, h: int, w: int, cfg) -> str:
+def _raw(model, x):
+    with torch.no_grad():
+        return model.bbox_head.predict_raw(model.extract_feat(x))
+
+
+def _export_e2e(args, backend, model, x, h, w, cfg, out_dir, precision,
+                log) -> str:
+    import damoyolo_mm.deploy as dp
+    deploy_cfg = _default_deploy_cfg(backend, h, w, cfg, precision)
+    log(f'exporting the end-to-end model with {deploy_cfg}')
+    return dp.export_onnx(deploy_cfg, args.config, None,
+                          osp.join(out_dir, f'ours_e2e_{precision}'),
+                          inputs=x, model=model, log=log)
+
+
+def _int8_e2e(args, model, x, h, w, cfg, out_dir, log) -> str:
+    """Full INT8 of our export (keep_float 0), calibrated on synthetic
+    images: for latency only."""
+    import damoyolo_mm.deploy as dp
+    from damoyolo_mm.deploy.benchmark import synthetic_images
+    fp32 = _export_e2e(args, 'onnxruntime', model, x, h, w, cfg, out_dir,
+                       'int8', log)
+    calib = dict(dp.CALIB_DEFAULTS, num_images=8, sensitivity_images=1,
+                 keep_float=0)
+    calib['op_types'] = tuple(calib['op_types'])
+    out = osp.join(out_dir, 'ours_e2e_int8', 'end2end_int8.onnx')
+    dp.quantize_onnx(fp32, out, synthetic_images(8, h, w, base=x.numpy()),
+                     calib, log=log)
+    return out
+
+
+def _default_deploy_cfg(backend: str, h: int, w: int, cfg,
+                        precision: str = 'fp32') -> str:
     root = osp.join(osp.dirname(HERE), 'configs', 'deploy')
     thr = cfg.model.get('test_cfg', {}).get('score_thr', 0.05)
     nano = abs(float(thr) - 0.03) < 1e-9
-    if backend == 'onnxruntime':
+    if backend in ('onnxruntime', 'openvino'):
+        kind = backend + ('-int8' if precision == 'int8' else '')
         if (h, w) == (640, 640) and not nano:
-            return osp.join(root, 'detection_onnxruntime_static-640x640.py')
+            return osp.join(root, f'detection_{kind}_static-640x640.py')
         if (h, w) == (416, 416) and nano:
-            return osp.join(root,
-                            'detection_onnxruntime_static-416x416_nano.py')
+            return osp.join(root, f'detection_{kind}_static-416x416_nano.py')
+        if backend == 'openvino' or precision == 'int8':
+            raise ValueError(f'no static {kind} deploy config for {h}x{w}; '
+                             'give one with --deploy-cfg')
         return osp.join(root, 'detection_onnxruntime_dynamic' +
                         ('_nano' if nano else '') + '.py')
     return osp.join(

@@ -61,7 +61,7 @@ CALIB_DEFAULTS = dict(
     op_types=('Conv', ),  # quantized op types; NMS and decoding stay float
     keep_float='auto',  # 'auto', or the number of most sensitive convs kept float
     sensitivity_images=8,  # calibration images the sensitivity analysis runs on
-    auto_error_ratio=0.25,  # 'auto': error target as a fraction of full INT8
+    auto_error_ratio=0.5,  # 'auto': error target as a fraction of full INT8
     auto_max_float_ratio=0.25,  # 'auto': at most this fraction of the convs float
 )
 _METHODS = ('MinMax', 'Entropy', 'Percentile', 'Distribution')
@@ -157,6 +157,13 @@ def build_calib_dataset(model_cfg, calib_dataset_cfg=None):
                 f'{ann_path} (from {source}) not found; create the dataset '
                 '(e.g. python tools/misc/gen_demo_data.py for the demo data) '
                 'or name another with --calib-dataset-cfg')
+        if ann_path.endswith('.json'):
+            with open(ann_path) as f:
+                images = json.load(f).get('images', None)
+            if images is not None and len(images) == 0:
+                raise ValueError(
+                    f'calibration dataset {ann_path} (from {source}) has no '
+                    'image; fill it or name another with --calib-dataset-cfg')
     from damoyolo_mm.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     from mmdet.registry import DATASETS
