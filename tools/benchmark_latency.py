@@ -639,9 +639,12 @@ def _export_e2e(args, backend, model, x, h, w, cfg, out_dir, precision,
     import damoyolo_mm.deploy as dp
     deploy_cfg = _default_deploy_cfg(backend, h, w, cfg, precision)
     log(f'exporting the end-to-end model with {deploy_cfg}')
+    import copy
+    # a copy: MMDeploy's export leaves the traced model patched, a second
+    # export of the same object fails
     return dp.export_onnx(deploy_cfg, args.config, None,
                           osp.join(out_dir, f'ours_e2e_{precision}'),
-                          inputs=x, model=model, log=log)
+                          inputs=x, model=copy.deepcopy(model), log=log)
 
 
 def _int8_e2e(args, model, x, h, w, cfg, out_dir, log) -> str:
