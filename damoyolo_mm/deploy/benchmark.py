@@ -7,6 +7,7 @@ INT8 (QDQ), run by ONNX Runtime and by OpenVINO. The NMS of a model with
 random (golden) weights sees tens of thousands of candidates, which says
 nothing about a trained model; the end-to-end rows of the tool show it.
 """
+import os
 import os.path as osp
 from typing import Callable, Dict, Optional, Sequence
 
@@ -52,6 +53,7 @@ def engine_runners(models: Dict[str, str],
         dict: row name -> callable.
     """
     from .export import ort_session
+    os.makedirs(out_dir, exist_ok=True)
     fns = {}
     x = np.ascontiguousarray(x, dtype=np.float32)
     for label, e2e in models.items():
@@ -85,8 +87,6 @@ def compare_raw_outputs(a: Sequence[np.ndarray],
 
 _NAMES = {'onnxruntime': 'ORT', 'openvino': 'OpenVINO'}
 
-__all__ = ['cut_at_nms', 'engine_runners', 'compare_raw_outputs']
-
 
 def synthetic_images(n: int, h: int, w: int, seed: int = 0,
                      base: Optional[np.ndarray] = None):
@@ -106,4 +106,6 @@ def synthetic_images(n: int, h: int, w: int, seed: int = 0,
     return out[:n]
 
 
-__all__.append('synthetic_images')
+__all__ = [
+    'cut_at_nms', 'engine_runners', 'compare_raw_outputs', 'synthetic_images'
+]

@@ -122,3 +122,27 @@ def test_missing_openvino_is_a_clear_error(deploy_mod, monkeypatch):
         deploy_mod.check_backend_available('openvino')
     with pytest.raises(ImportError, match='openvino'):
         deploy_mod.check_backend_available('openvino', precision='int8')
+
+
+def test_benchmark_runners_cut_at_nms(exported):
+    """The latency rows of tools/benchmark_latency.py (network + decoding
+    of the end-to-end export, ONNX Runtime and OpenVINO) compute PyTorch's
+    decoded boxes and scores."""
+    if exported['variant'] != 'Ns':
+        pytest.skip('one variant is enough')
+    from damoyolo_mm.deploy.benchmark import cut_at_nms, engine_runners
+    work = exported['work']
+    e2e = str(work / 'end2end.onnx')
+    fns = engine_runners({'FP32': e2e}, ['onnxruntime', 'openvino'],
+                         exported['x'].numpy(), str(work / 'bench'), 2,
+                         log=lambda m: None)
+    assert set(fns) == {'ours ORT FP32 (net + decode)',
+                        'ours OpenVINO FP32 (net + decode)'}
+    boxes, scores = fns['ours ORT FP32 (net + decode)']()
+    assert np.abs(boxes[0] - exported['pt_boxes']).max() <= BOX_TOL
+    assert np.abs(scores[0].T - exported['pt_scores']).max() <= SCORE_TOL
+    ov_out = list(fns['ours OpenVINO FP32 (net + decode)']().values())
+    assert len(ov_out) == 2
+    with pytest.raises(ValueError, match='NonMaxSuppression'):
+        cut_at_nms(str(work / 'bench' / 'end2end_FP32_raw.onnx'),
+                   str(work / 'x.onnx'))
