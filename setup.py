@@ -111,8 +111,10 @@ extras_require = {
     'mim': ['openmim==0.3.9'],
     # mmdeploy 1.3.1 is installed with --no-deps by tools/setup_env.sh (its
     # protobuf pin conflicts with onnx); its real runtime deps are listed here.
-    'deploy': ['onnx>=1.16', 'onnxruntime>=1.17', 'prettytable', 'aenum',
-               'multiprocess', 'grpcio'],
+    # openvino: the OpenVINO backend (FP32 and INT8 IR); INT8 quantization
+    # uses onnxruntime.quantization (no extra package)
+    'deploy': ['onnx>=1.16', 'onnxruntime>=1.17', 'openvino>=2024',
+               'prettytable', 'aenum', 'multiprocess', 'grpcio'],
     'tensorrt': ['tensorrt>=10,<11'],
     # optional packages of mmdet's own tools: analyze_logs.py (seaborn),
     # benchmark.py (psutil), TensorboardVisBackend (tensorboard)

@@ -15,6 +15,12 @@ Examples:
     # nano models use the *_nano deploy configs (their test_cfg differs)
     python tools/deploy.py configs/deploy/detection_onnxruntime_static-416x416_nano.py \\
         configs/damoyolo_ns_coco.py damoyolo_ns.pth --work-dir work_dirs/ns_ort
+    # OpenVINO IR (end2end.xml + .bin)
+    python tools/deploy.py configs/deploy/detection_openvino_static-640x640.py \
+        configs/damoyolo_t_coco.py damoyolo_t.pth --work-dir work_dirs/t_ov
+    # INT8 partial quantization (calibrates on the config's val dataset)
+    python tools/deploy.py configs/deploy/detection_openvino-int8_static-640x640.py \
+        configs/damoyolo_t_coco.py damoyolo_t.pth --img demo.jpg --work-dir work_dirs/t_int8
     # TensorRT 10 FP16 engine (GPU; --onnx-only writes just the ONNX on a CPU)
     python tools/deploy.py configs/deploy/detection_tensorrt-fp16_static-640x640.py \\
         configs/damoyolo_t_coco.py damoyolo_t.pth --work-dir work_dirs/t_trt
@@ -34,11 +40,12 @@ if osp.dirname(HERE) not in sys.path:  # run from a source checkout
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Export DAMO-YOLO to ONNX Runtime / TensorRT '
-        '(end2end.onnx, end2end.engine)',
+        description='Export DAMO-YOLO to ONNX Runtime / OpenVINO / TensorRT '
+        '(end2end.onnx, end2end.xml, end2end.engine), FP32 or INT8',
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='Deploy configs: configs/deploy/ (onnxruntime static 640 / '
-        '416 nano / dynamic, tensorrt fp16 static 640 / 416 nano). '
+        '416 nano / dynamic, openvino static, onnxruntime-int8 / '
+        'openvino-int8 static, tensorrt fp16 static 640 / 416 nano). '
         'See docs/deploy.md.')
     parser.add_argument('deploy_cfg', help='deploy config (configs/deploy/)')
     parser.add_argument('model_cfg', help='model config')
@@ -61,10 +68,14 @@ def parse_args(argv=None):
     parser.add_argument('--onnx-only', action='store_true',
                         help='TensorRT: write end2end.onnx only (no GPU '
                         'needed); build the engine later on a GPU machine')
+    parser.add_argument('--calib-dataset-cfg', default=None,
+                        help='INT8: config whose val_dataloader.dataset '
+                        'holds the calibration images (default: the model '
+                        'config\'s)')
     parser.add_argument('--verify', action='store_true',
-                        help='ONNX Runtime: run the exported model and '
-                        'PyTorch on the trace input and report the largest '
-                        'differences')
+                        help='ONNX Runtime / OpenVINO: run the exported '
+                        'model and PyTorch on the trace input and report the '
+                        'largest differences')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override model config settings, key=value '
                         '(e.g. model.deploy=True for a checkpoint saved in '
@@ -116,7 +127,11 @@ def _run(args):
     build_engine = backend == 'tensorrt' and not args.onnx_only
     fp16 = bool(deploy_cfg['backend_config'].get('common_config', {}).get(
         'fp16_mode', False))
-    dp.check_backend_available(backend, build_engine=build_engine, fp16=fp16)
+    precision = dp.get_precision(deploy_cfg)
+    dp.check_backend_available(backend, build_engine=build_engine, fp16=fp16,
+                               precision=precision)
+    if precision == 'int8':
+        dp.get_calib_config(deploy_cfg)  # raises on a bad calib_config
     dp.check_post_processing(deploy_cfg, model_cfg)  # raises on mismatch
     h, w = dp.get_input_hw(deploy_cfg, model_cfg)
     if not osp.isfile(args.checkpoint):
@@ -133,12 +148,27 @@ def _run(args):
         import torch
         inputs = torch.zeros((1, 3, h, w))
 
-    log('[deploy] step 3/4: export ONNX')
-    onnx_file = dp.export_onnx(
-        deploy_cfg, model_cfg, args.checkpoint, args.work_dir, img=args.img,
-        inputs=inputs, device=args.device, model=model, log=log)
+    if precision == 'int8':
+        log('[deploy] step 3/4: export ONNX, calibrate, quantize (INT8)')
+        onnx_file, _ = dp.export_int8(
+            deploy_cfg, model_cfg, args.checkpoint, args.work_dir,
+            img=args.img, inputs=inputs, device=args.device, model=model,
+            calib_dataset_cfg=args.calib_dataset_cfg, log=log)
+    else:
+        log('[deploy] step 3/4: export ONNX')
+        onnx_file = dp.export_onnx(
+            deploy_cfg, model_cfg, args.checkpoint, args.work_dir,
+            img=args.img, inputs=inputs, device=args.device, model=model,
+            log=log)
 
-    if backend == 'tensorrt':
+    if backend == 'openvino':
+        log('[deploy] step 4/4: convert to OpenVINO IR')
+        xml = dp.onnx2openvino(onnx_file, args.work_dir,
+                               dp.input_shapes_from_cfg(deploy_cfg))
+        log(f'[deploy]   wrote {xml}')
+        if args.verify:
+            _verify(model, xml, inputs, h, w, log)
+    elif backend == 'tensorrt':
         if args.onnx_only:
             log('[deploy] step 4/4: engine skipped (--onnx-only); build it '
                 'on a GPU with this command without --onnx-only')
@@ -147,15 +177,14 @@ def _run(args):
             dp.build_trt_engine(deploy_cfg, onnx_file, args.work_dir, log=log)
     elif args.verify:
         log('[deploy] step 4/4: verify ONNX Runtime against PyTorch')
-        _verify_ort(model, onnx_file, inputs if inputs is not None else None,
-                    h, w, log)
+        _verify(model, onnx_file, inputs, h, w, log)
     else:
         log('[deploy] step 4/4: nothing to build for onnxruntime '
             '(use --verify to compare with PyTorch)')
     log(f'[deploy] done: {args.work_dir}')
 
 
-def _verify_ort(model, onnx_file, inputs, h, w, log):
+def _verify(model, model_file, inputs, h, w, log):
     import torch
     import damoyolo_mm.deploy as dp
     if inputs is None or not inputs.abs().sum():
@@ -164,8 +193,12 @@ def _verify_ort(model, onnx_file, inputs, h, w, log):
         inputs = torch.nn.functional.interpolate(
             torch.rand(1, 3, h // 16, w // 16, generator=gen) * 255,
             size=(h, w), mode='bilinear', align_corners=False).round()
-    sess = dp.ort_session(onnx_file)
-    ort_det = dp.ort_detections(sess, inputs)[0]
+    if model_file.endswith('.xml'):
+        ort_det = dp.ov_detections(dp.ov_compile(model_file), inputs)[0]
+        name = 'openvino'
+    else:
+        ort_det = dp.ort_detections(dp.ort_session(model_file), inputs)[0]
+        name = 'onnxruntime'
     with torch.no_grad():
         feats = model.extract_feat(inputs)
         res = model.bbox_head.predict_by_feat(
@@ -173,7 +206,7 @@ def _verify_ort(model, onnx_file, inputs, h, w, log):
             batch_img_metas=[dict(img_shape=(h, w))])[0]
     pt = dict(bboxes=res.bboxes.numpy(), scores=res.scores.numpy(),
               labels=res.labels.numpy())
-    log(f'[deploy]   detections: pytorch {len(pt["scores"])}, onnxruntime '
+    log(f'[deploy]   detections: pytorch {len(pt["scores"])}, {name} '
         f'{len(ort_det["scores"])}')
     un_a, _, db, ds = dp.match_detections(ort_det, pt, 1e-3, 1e-4)
     n = len(ort_det['scores'])

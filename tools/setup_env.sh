@@ -96,6 +96,8 @@ OPENCV_VERSION=5.0.0.93
 "${PIP[@]}" install -q --no-deps "mmdet==3.3.0" "openmim==0.3.9"
 if [[ ",$EXTRAS," == *",deploy,"* ]]; then
     "${PIP[@]}" install -q "onnx>=1.16" "onnxruntime>=1.17" prettytable aenum multiprocess grpcio
+    # OpenVINO backend (FP32 / INT8 IR); needs only numpy and openvino-telemetry
+    "${PIP[@]}" install -q "openvino>=2024"
     "${PIP[@]}" install -q --no-deps "mmdeploy==1.3.1"
 fi
 if [[ ",$EXTRAS," == *",tools,"* ]]; then

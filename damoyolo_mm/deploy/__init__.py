@@ -1,4 +1,5 @@
-"""Deployment of DAMO-YOLO: ONNX Runtime through MMDeploy, TensorRT 10.
+"""Deployment of DAMO-YOLO: ONNX Runtime and OpenVINO through MMDeploy,
+TensorRT 10, INT8 partial quantization (QDQ ONNX).
 
 Import ``damoyolo_mm.deploy`` explicitly (``import damoyolo_mm`` does not):
 it needs the ``deploy`` extra (``mmdeploy==1.3.1`` installed with
@@ -22,6 +23,10 @@ from .export import (SUPPORTED_BACKENDS, build_model, build_trt_engine,
                      export_onnx, get_backend_name, get_input_hw,
                      get_test_cfg, load_configs, match_detections,
                      ort_detections, ort_session)
+from .openvino import (OpenVINOWrapper, input_shapes_from_cfg,
+                       onnx2openvino, ov_compile, ov_detections, ov_run)
+from .quantization import (CALIB_DEFAULTS, export_int8, get_calib_config,
+                           get_precision, quantize_onnx)
 from .tensorrt import (EFFICIENT_NMS_MAX_CANDIDATES, TRT_OUTPUT_NAMES,
                        EfficientNMSOp, End2EndTRT, RawOutputs, TRTRunner,
                        build_engine, check_input_shape, export_trt_onnx)
@@ -37,5 +42,8 @@ __all__ = [
     'get_backend_name', 'get_input_hw', 'get_test_cfg', 'load_configs',
     'match_detections', 'ort_detections', 'ort_session', 'EFFICIENT_NMS_MAX_CANDIDATES',
     'TRT_OUTPUT_NAMES', 'EfficientNMSOp', 'End2EndTRT', 'RawOutputs',
-    'TRTRunner', 'build_engine', 'check_input_shape', 'export_trt_onnx'
+    'TRTRunner', 'build_engine', 'check_input_shape', 'export_trt_onnx',
+    'OpenVINOWrapper', 'input_shapes_from_cfg', 'onnx2openvino',
+    'ov_compile', 'ov_detections', 'ov_run', 'CALIB_DEFAULTS', 'export_int8',
+    'get_calib_config', 'get_precision', 'quantize_onnx'
 ]

@@ -35,7 +35,13 @@ what this module does about it:
    with the TensorRT 10 name-based Python API. TensorRT 11 also dropped
    ``BuilderFlag.FP16`` (FP16 needs a strongly typed half-precision ONNX);
    :func:`check_tensorrt` rejects it for FP16 builds with a clear message.
-4. MMDeploy pins ``protobuf<=3.20.2`` (only its SNPE backend needs it),
+4. OpenVINO >= 2025: MMDeploy's OpenVINO backend converts with the ``mo``
+   command (Model Optimizer, removed in OpenVINO 2025) and runs with
+   ``openvino.inference_engine.IECore`` (removed in 2024). Fix: its backend
+   manager's ``to_backend`` / ``build_wrapper`` are pointed at
+   :mod:`damoyolo_mm.deploy.openvino` (``openvino.convert_model``,
+   ``openvino.Core``), which writes the same ``end2end.xml`` / ``.bin``.
+5. MMDeploy pins ``protobuf<=3.20.2`` (only its SNPE backend needs it),
    which conflicts with onnx >= 1.16: install MMDeploy with ``--no-deps``
    and its real runtime dependencies from the ``deploy`` extra.
 """
@@ -52,6 +58,8 @@ INSTALL_HINTS: Dict[str, str] = {
     'multiprocess grpcio)',
     'onnx': 'pip install "onnx>=1.16"  (or pip install "damoyolo_mm[deploy]")',
     'onnxruntime': 'pip install "onnxruntime>=1.17"  (or pip install '
+    '"damoyolo_mm[deploy]")',
+    'openvino': 'pip install "openvino>=2024"  (or pip install '
     '"damoyolo_mm[deploy]")',
     'tensorrt': 'pip install "tensorrt>=10,<11"  (or pip install '
     '"damoyolo_mm[tensorrt]"); it also needs an NVIDIA GPU with a CUDA '
@@ -147,4 +155,7 @@ def apply() -> None:
         kwargs.setdefault('dynamo', False)
         return ctx.origin_func(*args, **kwargs)
 
+    # fix 4: MMDeploy's OpenVINO backend on the current openvino API
+    from .openvino import patch_mmdeploy_openvino
+    patch_mmdeploy_openvino()
     _APPLIED = True

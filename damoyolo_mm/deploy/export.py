@@ -27,7 +27,7 @@ import torch
 
 from .compat import INSTALL_HINTS, apply, check_tensorrt, require
 
-SUPPORTED_BACKENDS = ('onnxruntime', 'tensorrt')
+SUPPORTED_BACKENDS = ('onnxruntime', 'openvino', 'tensorrt')
 
 
 def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -61,21 +61,33 @@ def get_backend_name(deploy_cfg) -> str:
 
 def check_backend_available(backend: str,
                             build_engine: bool = True,
-                            fp16: bool = True) -> None:
+                            fp16: bool = True,
+                            precision: str = 'fp32') -> None:
     """Raise ImportError / RuntimeError naming what to install.
 
     Args:
-        backend (str): ``onnxruntime`` or ``tensorrt``.
+        backend (str): ``onnxruntime``, ``openvino`` or ``tensorrt``.
         build_engine (bool): TensorRT: an engine will be built (needs the
             tensorrt package and a GPU); False for an ONNX-only export.
         fp16 (bool): TensorRT: FP16 engine requested.
+        precision (str): ``'int8'``: the quantizer (ONNX Runtime) is needed
+            too.
     """
     if backend not in SUPPORTED_BACKENDS:
         raise ValueError(f'backend "{backend}" is not supported; supported: '
                          f'{SUPPORTED_BACKENDS}')
     require('onnx')
+    if precision == 'int8':
+        if backend == 'tensorrt':
+            raise ValueError(
+                "backend_config.precision='int8' with TensorRT: build the "
+                'explicit INT8 engine from the QDQ end2end.onnx of an '
+                'onnxruntime-int8 deploy config (see docs/deploy.md)')
+        require('onnxruntime')  # the quantizer
     if backend == 'onnxruntime':
         require('onnxruntime')
+    elif backend == 'openvino':
+        require('openvino')
     elif build_engine:
         check_tensorrt(fp16=fp16)
 

@@ -35,12 +35,16 @@ def test_benchmark_pytorch_against_official(golden_dir, capsys,
     log = capsys.readouterr().out
     assert 'machine: platform=' in log and 'threads=2' in log
     assert 'cpu=' in log and 'gpu=' in log
+    # ours: channels-last (the deploy form's default) and NCHW
     assert set(res['results']) == {'ours fused (net + decode)',
+                                   'ours fused NCHW (net + decode)',
                                    'official fused (net + decode)'}
     for r in res['results'].values():
         assert r['iters'] == 2 and 0 < r['median_ms'] <= r['p90_ms']
-    (ratio, ) = res['ratios'].values()
-    assert ratio > 0 and 'ratio ours/official (median)' in log
+    assert len(res['ratios']) == 2 and all(
+        r > 0 for r in res['ratios'].values())
+    assert 'ratio ours/official (median)' in log
+    assert 'channels-last vs NCHW outputs: max |d|' in log
     # same weights: the official and our outputs agree
     m = re.search(r'max \|d score\| ([0-9.e+-]+), max \|d box\| '
                   r'([0-9.e+-]+) px', log)

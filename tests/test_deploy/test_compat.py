@@ -116,7 +116,9 @@ MODEL_FOR = {
 
 
 def test_deploy_configs(deploy_mod):
-    assert len(DEPLOY_CFGS) == 6, DEPLOY_CFGS
+    # onnxruntime x4, openvino x2, int8 (onnxruntime, openvino) x4,
+    # tensorrt x2
+    assert len(DEPLOY_CFGS) == 12, DEPLOY_CFGS
     for path in DEPLOY_CFGS:
         with open(path) as f:
             assert 'mmdeploy' not in f.read(), f'{path} points into mmdeploy'
@@ -132,7 +134,10 @@ def test_deploy_configs(deploy_mod):
             assert list(onnx_cfg.output_names) == list(
                 deploy_mod.TRT_OUTPUT_NAMES)
         else:
-            assert onnx_cfg.opset_version == 11
+            # INT8: per-channel DequantizeLinear needs opset 13
+            int8 = deploy_mod.get_precision(cfg) == 'int8'
+            assert onnx_cfg.opset_version == (13 if int8 else 11), path
+            assert ('int8' in path) == int8
             assert list(onnx_cfg.output_names) == ['dets', 'labels']
         if onnx_cfg.input_shape is not None:
             w, h = onnx_cfg.input_shape

@@ -292,13 +292,15 @@ class ZeroHead(BaseDenseHead):
                 torch.cat(flat_probs, dim=1), priors)
 
     def _distances_to_boxes(self, bin_probs: Tensor, priors: Tensor) -> Tensor:
-        """(B, N, 4, R + 1) bin probabilities -> (B, N, 4) x1y1x2y2 boxes."""
-        dist = self.integral(bin_probs) * priors[:, 2, None]
-        px, py = priors[:, 0], priors[:, 1]
-        return torch.stack([
-            px - dist[..., 0], py - dist[..., 1], px + dist[..., 2],
-            py + dist[..., 3]
-        ], -1)
+        """(B, N, 4, R + 1) bin probabilities -> (B, N, 4) x1y1x2y2 boxes.
+
+        Written with slices (no per-coordinate indexing): the exported
+        graph then has no rank-reducing Gather, which OpenVINO's INT8
+        (low-precision) transformations mis-shape in 2026.4.
+        """
+        dist = self.integral(bin_probs) * priors[:, 2:3]
+        xy = priors[None, :, :2]
+        return torch.cat([xy - dist[..., :2], xy + dist[..., 2:]], -1)
 
     def decode_outputs(self, cls_scores: Sequence[Tensor],
                        bbox_preds: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
