@@ -19,10 +19,8 @@ Examples:
         --check-config configs/damoyolo_s_coco.py
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import tempfile
 from collections import OrderedDict
 from typing import Dict, Optional, Sequence
 
@@ -34,6 +32,8 @@ _REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if osp.isfile(osp.join(_REPO, 'damoyolo_mm', '__init__.py')) and \
         _REPO not in sys.path:
     sys.path.insert(0, _REPO)
+
+from damoyolo_mm.utils.fileio import atomic_open  # noqa: E402
 
 PREFIX = 'student.'
 
@@ -110,24 +110,6 @@ def check_against_config(state: Dict[str, torch.Tensor],
             f'{unexpected[:10]} ({len(unexpected)})')
 
 
-def atomic_save(obj: dict, path: str) -> None:
-    """Write ``obj`` to a temporary file beside ``path``, then rename."""
-    out_dir = osp.dirname(osp.abspath(path))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=out_dir)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def extract(src: str,
             dst: str,
             raw: bool = False,
@@ -159,7 +141,8 @@ def extract(src: str,
     meta['extracted_weights'] = 'raw' if raw else 'state_dict'
     if distill_cfg is not None:
         meta['distill_cfg'] = distill_cfg
-    atomic_save(dict(meta=meta, state_dict=state), dst)
+    with atomic_open(dst, 'wb') as f:
+        torch.save(dict(meta=meta, state_dict=state), f)
     return state
 
 

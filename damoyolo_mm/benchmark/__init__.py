@@ -6,7 +6,9 @@ arguments and print):
 * :mod:`.official_code` -- running the official DAMO-YOLO code in this
   process (one context manager that restores what it changes);
 * :mod:`.latency` -- batch-1 latency of ours vs the official model;
-* :mod:`.train_step` -- the parts of a training step, ours vs official.
+* :mod:`.train_step` -- the parts of a training step, ours vs official;
+* :mod:`.data_pipeline` -- images/s of the training data pipeline, ours
+  vs official.
 
 Submodules are imported on use (the timing helpers need only torch).
 """

@@ -1,11 +1,12 @@
 """Running the official DAMO-YOLO code in this process, for comparisons.
 
 The official code (a checkout of tinyvision/DAMO-YOLO) imports torchvision,
-loguru, thop and easydict at import time. None is needed on the paths the
-benchmarks use, so :func:`official_code` installs in-memory stand-ins for
-the missing ones (they raise if a path that really needs them is reached)
-and removes them again on exit, together with every official module, so
-that nothing leaks into the rest of the process.
+loguru, thop and easydict at import time. :func:`official_code` installs
+in-memory stand-ins for the missing ones: what the data loader uses
+(torchvision's ``affine``, ``to_pil_image``, ``to_tensor``, ``normalize``,
+``CocoDetection``) works, the rest raises if a path that really needs it
+is reached. It removes them again on exit, together with every official
+module, so that nothing leaks into the rest of the process.
 """
 import contextlib
 import importlib.util
@@ -17,6 +18,7 @@ import tempfile
 import types
 from typing import Dict, List
 
+import numpy as np
 import torch
 
 #: the official module names the stand-ins replace
@@ -95,18 +97,74 @@ def _module(name: str, **attrs) -> types.ModuleType:
     return mod
 
 
+def _affine(img, angle, translate, scale, shear, **kwargs):
+    """torchvision's ``F.affine`` of a PIL image (its inverse matrix,
+    bilinear); ``resample=`` is refused as by torchvision >= 0.13, so the
+    official code retries with the current argument names."""
+    from PIL import Image
+    if 'resample' in kwargs:
+        raise TypeError('affine() got an unexpected keyword argument '
+                        "'resample'")
+    shear = list(shear) + [0.] if np.ndim(shear) else [shear, 0.]
+    r, sx, sy = (float(np.radians(v)) for v in (angle, *shear[:2]))
+    a, c = np.cos(r - sy) / np.cos(sy), np.sin(r - sy) / np.cos(sy)
+    b, d = -a * np.tan(sx) - np.sin(r), -c * np.tan(sx) + np.cos(r)
+    m = [float(x) / scale for x in (d, -b, 0., -c, a, 0.)]
+    (cx, cy), (tx, ty) = (img.size[0] * .5, img.size[1] * .5), translate
+    m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty) + cx
+    m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty) + cy
+    return img.transform(img.size, Image.AFFINE, m, Image.BILINEAR,
+                         fillcolor=kwargs.get('fill'))
+
+
+def _to_pil_image(t: torch.Tensor):
+    """torchvision's ``F.to_pil_image`` of a float CHW tensor in [0, 1]."""
+    from PIL import Image
+    return Image.fromarray(t.mul(255).byte().permute(1, 2, 0).numpy())
+
+
+def _to_tensor(pic) -> torch.Tensor:
+    """torchvision's ``F.to_tensor`` of an RGB PIL image / HWC uint8."""
+    return torch.from_numpy(np.array(pic)).permute(2, 0, 1).float().div(255)
+
+
+def _normalize(t: torch.Tensor, mean, std) -> torch.Tensor:
+    """torchvision's ``F.normalize`` of a CHW tensor."""
+    return (t - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None,
+                                                                        None]
+
+
+class CocoDetection:
+    """torchvision.datasets.CocoDetection stand-in: RGB PIL image and the
+    annotations of the i-th image (sorted ids), via pycocotools."""
+
+    def __init__(self, root: str, annFile: str, *args, **kwargs) -> None:
+        from pycocotools.coco import COCO
+        self.root, self.coco = root, COCO(annFile)
+        self.ids = list(sorted(self.coco.imgs.keys()))
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+        path = self.coco.loadImgs(self.ids[i])[0]['file_name']
+        return (Image.open(osp.join(self.root, path)).convert('RGB'),
+                self.coco.loadAnns(self.coco.getAnnIds(self.ids[i])))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 def _stand_ins() -> Dict[str, Dict[str, types.ModuleType]]:
     """Per package, the stand-in modules (name -> module)."""
     u = _Unavailable
-    functional = _module('torchvision.transforms.functional', **{
-        fn: u(f'torchvision.transforms.functional.{fn}')
-        for fn in ('normalize', 'to_pil_image', 'to_tensor', 'affine')})
+    functional = _module(
+        'torchvision.transforms.functional', affine=_affine,
+        to_pil_image=_to_pil_image, to_tensor=_to_tensor,
+        normalize=_normalize)
     transforms = _module('torchvision.transforms', functional=functional)
     ops = _module('torchvision.ops', **{
         fn: u(f'torchvision.ops.{fn}')
         for fn in ('batched_nms', 'nms', 'box_iou')})
-    coco = _module('torchvision.datasets.coco',
-                   CocoDetection=type('CocoDetection', (object, ), {}))
+    coco = _module('torchvision.datasets.coco', CocoDetection=CocoDetection)
     datasets = _module('torchvision.datasets', coco=coco)
     tv = _module('torchvision', __version__='0.0.0+stub', ops=ops,
                  transforms=transforms, datasets=datasets)

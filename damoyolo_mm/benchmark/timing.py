@@ -161,3 +161,29 @@ class PartClock:
                   for i in range(n)]
         out['total'] = statistics.median(totals) if totals else float('nan')
         return out
+
+
+class CpuPartClock:
+    """Exclusive process CPU seconds per named part (robust to other load
+    on the machine; a part called inside another counts for itself only).
+    """
+
+    def __init__(self) -> None:
+        self.total: Dict[str, float] = defaultdict(float)
+        self._stack: List[float] = []
+
+    def wrap(self, fn: Callable, name: str) -> Callable:
+        """``fn`` whose calls are added to part ``name``."""
+
+        def timed(*args, **kwargs):
+            self._stack.append(0.)
+            start = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = time.process_time() - start
+                self.total[name] += spent - self._stack.pop()
+                if self._stack:
+                    self._stack[-1] += spent
+
+        return timed

@@ -16,6 +16,7 @@ from ..models.checkpoint.official import (CheckpointMismatchError,
                                           coco_dataset_meta,
                                           convert_official_state_dict,
                                           extract_official_state_dict)
+from ..utils.fileio import atomic_open
 
 __all__ = ['NotAnOfficialCheckpointError', 'convert_official_checkpoint',
            'CheckpointMismatchError']
@@ -72,7 +73,7 @@ def convert_official_checkpoint(src: str,
     The model described by ``model_cfg`` is built, the converted weights are
     loaded into it with ``strict=True`` (so every key and shape must match)
     and its state dict is written as ``{'meta': ..., 'state_dict': ...}``
-    to ``dst`` through a temporary file and ``os.replace`` (atomic);
+    to ``dst`` atomically (:func:`~damoyolo_mm.utils.fileio.atomic_open`);
     ``meta.dataset_meta`` holds the COCO classes and palette. With
     ``fuse`` the model is switched to the deploy form first (RepConv
     re-parameterised, conv+BN folded); such a checkpoint loads into a config
@@ -90,9 +91,7 @@ def convert_official_checkpoint(src: str,
     Returns:
         dict: The ``meta`` written.
     """
-    import os
     import os.path as osp
-    import tempfile
 
     from mmdet.registry import MODELS
 
@@ -126,15 +125,6 @@ def convert_official_checkpoint(src: str,
         dataset_meta=coco_dataset_meta())
     if extra_meta:
         meta.update(extra_meta)
-    out_dir = osp.dirname(osp.abspath(dst))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_convert_', suffix='.pth',
-                               dir=out_dir)
-    os.close(fd)
-    try:
-        torch.save(dict(meta=meta, state_dict=state_dict), tmp)
-        os.replace(tmp, dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    with atomic_open(dst, 'wb') as f:
+        torch.save(dict(meta=meta, state_dict=state_dict), f)
     return meta

@@ -8,9 +8,10 @@ become background images); their files are not touched, so the new file
 uses the same image folder.
 """
 import json
-import os
 import os.path as osp
 from typing import Dict, Sequence
+
+from damoyolo_mm.utils.fileio import atomic_open
 
 
 def coco_subset(src: str, dst: str, classes: Sequence[str]) -> Dict[str, int]:
@@ -62,11 +63,8 @@ def coco_subset(src: str, dst: str, classes: Sequence[str]) -> Dict[str, int]:
     info['subset_of'] = osp.basename(src)
     info['subset_classes'] = classes
     out['info'] = info
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    tmp = dst + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
+    with atomic_open(dst, 'w', encoding='utf-8') as f:
         json.dump(out, f, sort_keys=True)
-    os.replace(tmp, dst)
     return dict(
         images=len(out.get('images', [])),
         annotations=len(annotations),

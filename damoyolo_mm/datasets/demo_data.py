@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from damoyolo_mm.utils.fileio import atomic_open
+
 DEMO_CLASSES: Tuple[str, ...] = ('disk', 'rectangle', 'triangle', 'ring',
                                  'cross')
 
@@ -216,10 +218,8 @@ def generate_demo_dataset(out_dir: str = DEMO_DATA_ROOT,
             licenses=[], images=images, annotations=annotations,
             categories=categories)
         path = osp.join(out_dir, 'annotations', f'instances_{split}.json')
-        tmp = path + '.tmp'
-        with open(tmp, 'w') as f:
+        with atomic_open(path, 'w') as f:
             json.dump(coco, f, sort_keys=True)
-        os.replace(tmp, path)
         paths[split] = path
     return paths
 

@@ -24,7 +24,6 @@ import contextlib
 import datetime
 import json
 import math
-import os
 import os.path as osp
 import statistics
 import tempfile
@@ -36,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from damoyolo_mm.benchmark.timing import machine_info, median_time
+from damoyolo_mm.utils.fileio import atomic_open
 
 LUT_FORMAT = 'damoyolo_mm.nas.latency_lut/1'
 DEFAULT_LUT = osp.join(osp.dirname(osp.abspath(__file__)), 'latency_luts',
@@ -278,13 +278,9 @@ def _parse_ks(key: str, path: str) -> Tuple[int, int]:
 
 def save_lut(data: dict, path: str) -> None:
     """Write a table atomically (compact JSON)."""
-    d = osp.dirname(osp.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix='.tmp')
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+    with atomic_open(path, 'w', encoding='utf-8') as f:
         json.dump(data, f, separators=(',', ':'))
         f.write('\n')
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------

@@ -40,7 +40,6 @@ import os
 import os.path as osp
 import pickle
 import platform
-import tempfile
 import time
 from typing import Optional
 
@@ -48,6 +47,8 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import RUNNERS
+
+from damoyolo_mm.utils.fileio import atomic_open
 
 from .budget import Budget, BudgetError
 from .evolution import EvolutionSearch, check_feasible
@@ -98,21 +99,6 @@ def _load_state(path: str) -> dict:
         raise SearchConfigError(f'{path} is not a search state of this '
                                 f'tool (holds a {type(state).__name__})')
     return state
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    d = osp.dirname(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix='.tmp_', suffix='.part')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _to_plain(obj):
@@ -457,7 +443,8 @@ class NASSearchRunner:
         state = dict(version=STATE_VERSION, fingerprint=fp,
                      search=search.state_dict(), csv_bytes=csv_bytes,
                      elapsed=elapsed)
-        _atomic_write_bytes(path, pickle.dumps(state, protocol=4))
+        with atomic_open(path, 'wb') as f:
+            f.write(pickle.dumps(state, protocol=4))
 
     def _log_setup(self, fp: str) -> None:
         log = self.logger

@@ -4,19 +4,11 @@ import os.path as osp
 import sys
 
 import pytest
-import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OFFICIAL_ROOT = os.environ.get(
     'DAMOYOLO_OFFICIAL_ROOT',
     osp.join(osp.dirname(REPO), 'ref', 'damoyolo_official'))
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_benchmark_against_the_reference(one_thread, capsys, load_tool):

@@ -35,7 +35,6 @@ import copyreg
 import functools
 import os
 import os.path as osp
-import tempfile
 
 import torch
 from mmdet.registry import HOOKS
@@ -45,6 +44,7 @@ from mmengine.hooks import CheckpointHook
 from mmengine.logging import HistoryBuffer
 
 from damoyolo_mm.models.finite_check import NonFiniteLossError
+from damoyolo_mm.utils.fileio import atomic_open
 
 #: name of the file backend registered with mmengine for atomic local writes
 ATOMIC_BACKEND = 'damoyolo_atomic_local'
@@ -52,23 +52,11 @@ _TMP_TAG = '.partial-'
 
 
 def atomic_write(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same
-    folder, fsync'ed and renamed into place."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder,
-                               prefix=f'.{osp.basename(path)}{_TMP_TAG}',
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically; the temporary name carries
+    ``_TMP_TAG`` so that ``before_train`` removes leftovers of a kill."""
+    with atomic_open(path, 'wb', prefix=f'.{osp.basename(path)}{_TMP_TAG}',
+                     suffix='.tmp') as f:
+        f.write(data)
 
 
 @register_backend(ATOMIC_BACKEND)
