@@ -14,8 +14,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
-from damoyolo_mm.models.detectors import (convert_official_state_dict,
-                                          variant_config)
+from damoyolo_mm.converters import convert_official_state_dict
+from damoyolo_mm.variants import variant_config
 
 # measured: class scores <= 1e-6, boxes <= 2e-4 px apart (Ns, T)
 SCORE_TOL, BOX_TOL = 1e-5, 1e-3
