@@ -1,4 +1,5 @@
-"""Batch-1 latency of DAMO-YOLO: fused PyTorch, ONNX Runtime or TensorRT.
+"""Batch-1 latency of DAMO-YOLO: fused PyTorch, ONNX Runtime, OpenVINO or
+TensorRT.
 
 Reports median and 90th percentile latency (ms) at the model's test size,
 with the machine (platform, CPU model, thread count, GPU) named. With
@@ -15,6 +16,12 @@ on a shared machine hit both alike), and the ratio ours / official printed:
   500 forward passes, is skipped) against our ONNX of the same outputs
   (decoded boxes + scores) and our end-to-end ONNX (NMS in the graph).
 * ``tensorrt``: our FP16 engine (needs an NVIDIA GPU and TensorRT 10).
+* ``openvino``: our end-to-end export cut at the NMS (network + decode) on
+  OpenVINO, FP32 and (with ``--int8``) INT8; ``all``: PyTorch NCHW and
+  channels-last, ONNX Runtime and OpenVINO in FP32 and INT8, all against
+  the official eager model in one loop. INT8 is the QDQ ``end2end.onnx`` of
+  ``tools/deploy.py`` given by ``--int8-onnx`` (partial quantization), else
+  a full INT8 quantization calibrated on synthetic images (latency only).
 
 The work is done by :mod:`damoyolo_mm.benchmark.latency`; the official
 code runs in :func:`damoyolo_mm.benchmark.official_code.official_code`
@@ -38,7 +45,8 @@ if osp.isfile(osp.join(_REPO, 'damoyolo_mm', '__init__.py')) and \
         _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from damoyolo_mm.benchmark.latency import benchmark_latency  # noqa: E402
+from damoyolo_mm.benchmark.latency import (BACKENDS,  # noqa: E402
+                                           benchmark_latency)
 from damoyolo_mm.benchmark.official_code import \
     official_code as official_env  # noqa: E402,F401
 from damoyolo_mm.benchmark.timing import format_machine  # noqa: E402
@@ -47,14 +55,24 @@ from damoyolo_mm.benchmark.timing import format_machine  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Batch-1 latency (median, p90) of fused DAMO-YOLO on '
-        'PyTorch / ONNX Runtime / TensorRT, optionally against the official '
-        'implementation on the same weights')
+        'PyTorch / ONNX Runtime / OpenVINO / TensorRT, optionally against '
+        'the official implementation on the same weights')
     parser.add_argument('config', help='model config')
     parser.add_argument('checkpoint', nargs='?', default=None,
                         help='our checkpoint (mmdet layout); default: '
                         '--official-ckpt converted in memory')
     parser.add_argument('--backend', default='pytorch',
-                        choices=['pytorch', 'onnxruntime', 'tensorrt'])
+                        choices=list(BACKENDS),
+                        help='all: PyTorch NCHW and channels-last, ONNX '
+                        'Runtime and OpenVINO in FP32 and INT8 in one loop '
+                        '(default: %(default)s)')
+    parser.add_argument('--int8', action='store_true',
+                        help='openvino: also time INT8 (always with all)')
+    parser.add_argument('--int8-onnx', default=None,
+                        help='INT8 end2end.onnx (QDQ) written by '
+                        'tools/deploy.py with an *-int8 deploy config; '
+                        'default: full INT8 of the export, calibrated on '
+                        'synthetic images')
     parser.add_argument('--official-ckpt', default=None,
                         help='official-layout checkpoint ({"model": ...}); '
                         'loaded by the official model and converted for ours')
@@ -65,7 +83,8 @@ def parse_args(argv=None):
                         help='official config, relative to --official-root '
                         '(e.g. configs/damoyolo_tinynasL20_T.py)')
     parser.add_argument('--deploy-cfg', default=None,
-                        help='deploy config for the end-to-end ONNX / engine '
+                        help='deploy config for the (float) end-to-end ONNX / '
+                        'engine; INT8: --int8-onnx '
                         '(default: the static one for the test size)')
     parser.add_argument('--input-size', type=int, nargs=2, default=None,
                         metavar=('H', 'W'),
@@ -92,6 +111,10 @@ def parse_args(argv=None):
                      'checkpoint is given)')
     if args.checkpoint is None and args.official_ckpt is None:
         parser.error('give a checkpoint or --official-ckpt')
+    if (args.int8 or args.int8_onnx) and args.backend not in ('openvino',
+                                                              'all'):
+        parser.error('--int8 / --int8-onnx need --backend openvino or all, '
+                     f'got --backend {args.backend}')
     if args.iters < 1 or args.warmup < 0:
         parser.error('--iters must be >= 1 and --warmup >= 0')
     return args
@@ -106,7 +129,8 @@ def main(argv=None):
         official_config=args.official_config, deploy_cfg=args.deploy_cfg,
         input_size=args.input_size, threads=args.threads,
         warmup=args.warmup, iters=args.iters, work_dir=args.work_dir,
-        nms_row=not args.no_nms_row, log=log)
+        nms_row=not args.no_nms_row, int8=args.int8,
+        int8_onnx=args.int8_onnx, log=log)
     log('machine: ' + format_machine(res['machine']))
     log(f'{"model":34s} {"median ms":>10s} {"p90 ms":>10s} {"min ms":>10s}')
     for name, r in res['results'].items():

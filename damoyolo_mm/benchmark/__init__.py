@@ -6,6 +6,8 @@ arguments and print):
 * :mod:`.official_code` -- running the official DAMO-YOLO code in this
   process (one context manager that restores what it changes);
 * :mod:`.latency` -- batch-1 latency of ours vs the official model;
+* :mod:`.engines` -- exported models cut at their NMS, run on ONNX Runtime
+  and OpenVINO (the deployed rows of :mod:`.latency`);
 * :mod:`.train_step` -- the parts of a training step, ours vs official;
 * :mod:`.data_pipeline` -- images/s of the training data pipeline, ours
   vs official.

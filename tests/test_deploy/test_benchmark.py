@@ -101,3 +101,32 @@ def test_benchmark_onnxruntime_against_official_converter(
                   r'([0-9.e+-]+) px, max \|d score\| ([0-9.e+-]+)', log)
     assert m and float(m.group(1)) < 1e-3 and float(m.group(2)) < 1e-4
     assert 'ratio ours/official (median)' in log
+
+
+def test_default_deploy_config_backend_and_precision():
+    """The deploy configs the latency rows export with, per backend and
+    precision, read from the variant table."""
+    from damoyolo_mm.deploy.defaults import default_deploy_config
+    ns, t = 'configs/damoyolo_ns_coco.py', 'configs/damoyolo_t_coco.py'
+    cases = {
+        ('openvino', 416, ns, 'fp32'):
+        'detection_openvino_static-416x416_nano.py',
+        ('openvino', 640, t, 'int8'):
+        'detection_openvino-int8_static-640x640.py',
+        ('onnxruntime', 416, ns, 'int8'):
+        'detection_onnxruntime-int8_static-416x416_nano.py',
+        ('onnxruntime', 512, t, 'fp32'): 'detection_onnxruntime_dynamic.py',
+        ('tensorrt', 640, t, 'fp32'):
+        'detection_tensorrt-fp16_static-640x640.py',
+    }
+    for (backend, size, cfg, precision), name in cases.items():
+        path = default_deploy_config(backend, size, size, cfg, precision)
+        assert osp.basename(path) == name and osp.isfile(path)
+    with pytest.raises(ValueError, match=r'openvino.*512x512.*--deploy-cfg'):
+        default_deploy_config('openvino', 512, 512, t)
+    with pytest.raises(ValueError, match=r'onnxruntime-int8.*512x512'):
+        default_deploy_config('onnxruntime', 512, 512, t, 'int8')
+    with pytest.raises(ValueError, match="FP16 only.*'int8'"):
+        default_deploy_config('tensorrt', 640, 640, t, 'int8')
+    with pytest.raises(ValueError, match="precision 'fp16'"):
+        default_deploy_config('openvino', 640, 640, t, 'fp16')

@@ -130,7 +130,7 @@ def test_benchmark_runners_cut_at_nms(exported):
     decoded boxes and scores."""
     if exported['variant'] != 'Ns':
         pytest.skip('one variant is enough')
-    from damoyolo_mm.deploy.benchmark import cut_at_nms, engine_runners
+    from damoyolo_mm.benchmark.engines import cut_at_nms, engine_runners
     work = exported['work']
     e2e = str(work / 'end2end.onnx')
     fns = engine_runners({'FP32': e2e}, ['onnxruntime', 'openvino'],

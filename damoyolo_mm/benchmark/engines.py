@@ -1,4 +1,4 @@
-"""Latency runners of exported models for ``tools/benchmark_latency.py``.
+"""Latency runners of exported models (used by :mod:`.latency`).
 
 Every exported model is timed as *network + box decoding*, the part the
 official eager model computes, by cutting the end-to-end ONNX at the inputs
@@ -13,7 +13,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from .compat import require
+from damoyolo_mm.deploy.compat import require
 
 
 def cut_at_nms(onnx_file: str, out_file: str) -> str:
@@ -52,7 +52,7 @@ def engine_runners(models: Dict[str, str],
     Returns:
         dict: row name -> callable.
     """
-    from .export import ort_session
+    from damoyolo_mm.deploy.export import ort_session
     os.makedirs(out_dir, exist_ok=True)
     fns = {}
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -66,7 +66,8 @@ def engine_runners(models: Dict[str, str],
                 iname = sess.get_inputs()[0].name
                 fns[name] = (lambda s=sess, n=iname: s.run(None, {n: x}))
             elif backend == 'openvino':
-                from .openvino import onnx2openvino, ov_compile
+                from damoyolo_mm.deploy.openvino import (onnx2openvino,
+                                                         ov_compile)
                 xml = onnx2openvino(raw, out_dir)
                 req = ov_compile(xml, threads=threads).create_infer_request()
                 fns[name] = (lambda r=req: r.infer({0: x}))
