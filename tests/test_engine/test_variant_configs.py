@@ -80,7 +80,7 @@ def test_recipe_values(variant):
     hooks = {h['type']: h for h in cfg.custom_hooks}
     assert set(hooks) == {'CheckFiniteLossHook', 'EMAHook',
                           'PipelineSwitchHook', 'SADAProgressHook',
-                          'MemoryFormatHook'}
+                          'MemoryFormatHook', 'OfficialCheckpointHook'}
     assert hooks['MemoryFormatHook'].memory_format == 'channels_last'
     ema = hooks['EMAHook']
     assert ema.ema_type == 'DAMOYOLOEMA' and ema.momentum == 0.0002

@@ -43,6 +43,10 @@ def m_parity(golden_dir):
             scores, boxes = model.bbox_head.predict_raw(model.extract_feat(x))
             dets = model.bbox_head.postprocess_single(scores[0], boxes[0])
             model.switch_to_deploy()
+            # the folding is checked in the golden's layout (NCHW): the
+            # channels-last weights switch_to_deploy() leaves for inference
+            # are checked against NCHW in test_channels_last_inference.py
+            model.to(memory_format=torch.contiguous_format)
             fused = model.bbox_head.predict_raw(model.extract_feat(x))
     finally:
         torch.set_num_threads(n)
