@@ -1,4 +1,5 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook, AtomicLocalBackend
+from .distill_gradient_hook import DistillGradientHook  # noqa: F401
 from .distill_weight_hook import DistillGradClipHook, DistillWeightHook  # noqa: F401,E501
 from .finite_loss_hook import CheckFiniteLossHook, NonFiniteLossError
 from .memory_format_hook import MemoryFormatHook
