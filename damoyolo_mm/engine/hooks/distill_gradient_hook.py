@@ -64,3 +64,43 @@ class DistillGradientHook(Hook):
             if key in ('iter', 'distill_weight'):
                 continue
             runner.message_hub.update_scalar(f'train/grad_{key}', value)
+
+
+class _Measured(Exception):
+    """Raised by :class:`_StopAfter` to end a measuring run early."""
+
+
+class _StopAfter(Hook):
+    priority = 'LOWEST'
+
+    def __init__(self, iters: int) -> None:
+        self.iters = iters
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        if runner.iter + 1 >= self.iters:
+            raise _Measured()
+
+
+def measure_distill_gradients(cfg, iters: int, interval: int = 1) -> list:
+    """Train a distillation config (an mmengine ``Config`` with its
+    ``work_dir`` and ``model.teacher_ckpt`` set) for its first ``iters``
+    iterations, unchanged (schedules, weight decay of the distillation term,
+    clipping as in the full run), and return the
+    :class:`DistillGradientHook` records (one dict per measured iteration).
+    """
+    from mmengine.runner import Runner
+    if not isinstance(iters, int) or iters < 1:
+        raise ValueError(f'measure_distill_gradients: iters must be an '
+                         f'integer >= 1, got {iters!r}')
+    cfg = cfg.copy()
+    cfg.default_hooks.checkpoint = None
+    runner = Runner.from_cfg(cfg)
+    hook = DistillGradientHook(interval=interval)
+    runner.register_hook(hook)
+    runner.register_hook(_StopAfter(iters))
+    try:
+        runner.train()
+    except _Measured:
+        pass
+    return hook.records

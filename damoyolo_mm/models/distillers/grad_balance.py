@@ -155,7 +155,9 @@ def distill_gradient_stats(distiller, inputs: Tensor,
     for part in ('backbone', 'neck', 'bbox_head'):
         mod = getattr(student, part)
         parts[part] = [p for p in mod.parameters() if p.requires_grad]
-    feats = tuple(student.extract_feat(inputs))
+    # views: the gradient w.r.t. them is what each loss sends to a level
+    # (a neck output also feeds other levels inside the neck)
+    feats = tuple(f.view_as(f) for f in student.extract_feat(inputs))
     losses = student.bbox_head.loss(feats, data_samples)
     det = sum(v.sum() if isinstance(v, Tensor) else sum(x.sum() for x in v)
               for k, v in losses.items() if 'loss' in k)
