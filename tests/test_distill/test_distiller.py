@@ -227,3 +227,14 @@ def test_closed_form_weights():
     assert cosine_distill_weight(10, 20, 2.0, 0.0) == pytest.approx(1.0)
     with pytest.raises(ValueError, match='span'):
         cosine_distill_weight(0, 0)
+
+
+def test_gradient_figures_logged(distill_run):
+    # DistillGradientHook: one measurement per iteration in the message hub
+    # (official setting here: nothing scaled)
+    hub = distill_run['grad_hub']
+    assert len(hub) == MAX_ITERS
+    for rec in hub:
+        assert rec['det_backbone'] > 0 and rec['dis_backbone'] > 0
+        assert -1 <= rec['cos_neck'] <= 1
+        assert rec['ratio_feat'] == pytest.approx(rec['ratio_feat_raw'])
