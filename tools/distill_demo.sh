@@ -4,6 +4,8 @@
 #   neck features -> extract the plain student -> evaluate teacher, distilled
 #   student and (unless given with --baseline CKPT) an Ns trained without a
 #   teacher, all with the quickstart recipe, and print the three bbox APs.
+#   The student is distilled with the default of the distillation configs
+#   (gradient balance, docs/distill.md).
 # Usage: bash tools/distill_demo.sh [WORK_DIR] [--baseline CKPT]
 #   WORK_DIR defaults to work_dirs/distill_demo. The baseline is the quickstart
 #   model: pass the checkpoint of a finished `bash tools/quickstart.sh` to
@@ -22,7 +24,7 @@ while [ $# -gt 0 ]; do
                 exit 2
             fi
             BASELINE="$2"; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) WORK="$1"; shift ;;
     esac
 done

@@ -150,7 +150,7 @@ def distill_run(tmp_path_factory, student_cfg, teacher_cfg, teacher_ckpt):
 
     records = dict(iters=[], weight_attr=[], weight_hub=[], loss_distill=[],
                    loss_keys=[], pre_norm=[], post_norm=[], align_norm=[],
-                   teacher_grads=[], weight_log=[])
+                   teacher_grads=[], weight_log=[], grad_hub=[])
 
     class Recorder(Hook):
         priority = 'LOWEST'
@@ -194,6 +194,10 @@ def distill_run(tmp_path_factory, student_cfg, teacher_cfg, teacher_ckpt):
             records['loss_distill'].append(
                 float(outputs['loss_distill'].detach()))
             records['loss_keys'].append(sorted(outputs))
+            records['grad_hub'].append({
+                k: runner.message_hub.get_scalar(f'train/grad_{k}').current()
+                for k in ('det_backbone', 'dis_backbone', 'cos_neck',
+                          'ratio_feat', 'ratio_feat_raw')})
 
     torch.manual_seed(0)
     work_dir = tmp_path_factory.mktemp('distill_run')
@@ -218,6 +222,7 @@ def distill_run(tmp_path_factory, student_cfg, teacher_cfg, teacher_ckpt):
             dict(type='DistillWeightHook', start_weight=1.0,
                  end_weight=0.1),
             dict(type='DistillGradClipHook', max_norm=CLIP_NORM),
+            dict(type='DistillGradientHook', interval=1),
             Recorder(),
         ],
         default_scope='mmdet',

@@ -95,6 +95,22 @@ def test_missing_teacher_ckpt_is_a_clear_error(repo_root):
         MODELS.build(cfg.model)
 
 
+def test_teacher_checkpoint_of_another_architecture(repo_root, tmp_path):
+    # an Ns checkpoint given as the teacher of the demo pair (Nm teacher)
+    cfg = _load(repo_root, 'damoyolo_demo_ns_distill_from_nm.py')
+    student = MODELS.build(cfg.model.student)
+    path = str(tmp_path / 'ns_epoch_55.pth')
+    torch.save({'meta': {}, 'state_dict': student.state_dict()}, path)
+    model = dict(cfg.model, teacher_ckpt=path)
+    with pytest.raises(RuntimeError) as err:
+        MODELS.build(model)
+    msg = str(err.value)
+    assert 'ns_epoch_55.pth' in msg and 'damoyolo_demo_nm_teacher.py' in msg
+    assert 'does not match the teacher config' in msg
+    assert ('the checkpoint is DAMO-YOLO-NS, the teacher config builds '
+            'DAMO-YOLO-NM') in msg, msg
+
+
 @pytest.mark.heavy
 @pytest.mark.parametrize('name', sorted(set(PAIRS) - {
     'damoyolo_ns_distill_from_nm.py'}))
@@ -119,6 +135,8 @@ def test_demo_configs(repo_root):
         assert cfg[key] == plain[key] == teacher[key], key
     assert [h['type'] for h in cfg.custom_hooks][-2:] == [
         'DistillWeightHook', 'DistillGradClipHook']
+    # the default bounds the distillation gradient
+    assert cfg.model.balance == dict(type='grad_norm', max_ratio=0.5)
 
 
 def test_teacher_config_path_resolution(repo_root, tmp_path, monkeypatch):

@@ -94,8 +94,9 @@ def test_device_dtype_moves_reach_the_teacher(student_cfg, teacher_cfg,
     assert next(d.student.parameters()).dtype == torch.float64
 
 
-def test_spatial_mismatch_is_reported(tmp_path, student_cfg):
-    # teacher neck on strides 4/8/16 instead of 8/16/32
+def test_stride_mismatch_is_reported(tmp_path, student_cfg):
+    # teacher neck on strides 4/8/16 instead of 8/16/32: refused when the
+    # distiller is built, naming both stride sets and the teacher
     cfg = tiny_detector_cfg((32, 64, 128), 'TinyNASRes')
     cfg['backbone']['out_indices'] = (1, 2, 4)
     cfg['neck']['in_channels'] = [16, 16, 32]
@@ -103,12 +104,23 @@ def test_spatial_mismatch_is_reported(tmp_path, student_cfg):
     teacher = MODELS.build(cfg)
     path = str(tmp_path / 't.pth')
     torch.save({'state_dict': teacher.state_dict()}, path)
-    d = MODELS.build(distiller_cfg(student_cfg, cfg, path))
-    inputs, samples = make_batch()
     with pytest.raises(ValueError) as err:
-        d.loss(inputs, samples)
+        MODELS.build(distiller_cfg(student_cfg, cfg, path))
     msg = str(err.value)
-    assert '(2, 64, 8, 8)' in msg and '(2, 32, 16, 16)' in msg, msg
+    assert 'student head has 3 levels at strides [8, 16, 32]' in msg, msg
+    assert 'teacher' in msg and 'strides [4, 8, 16]' in msg, msg
+
+
+def test_teacher_level_count_mismatch_is_reported(distiller):
+    # RepGFPN has >= 3 levels; another head (two levels) stands in here
+    import types
+    other = types.SimpleNamespace(bbox_head=types.SimpleNamespace(
+        strides=[(8, 8), (16, 16)]))
+    with pytest.raises(ValueError) as err:
+        distiller._check_strides(other, "'teacher.py'")
+    msg = str(err.value)
+    assert '3 levels at strides [8, 16, 32]' in msg, msg
+    assert "teacher 'teacher.py' has 2 levels at strides [8, 16]" in msg, msg
 
 
 def test_level_count_mismatch_is_reported(student_cfg, teacher_cfg,
@@ -129,8 +141,12 @@ def test_teacher_checkpoint_errors(tmp_path, student_cfg, teacher_cfg,
     student = MODELS.build(student_cfg)
     wrong = str(tmp_path / 'student.pth')
     torch.save({'state_dict': student.state_dict()}, wrong)
-    with pytest.raises(RuntimeError, match='does not match the teacher'):
+    with pytest.raises(RuntimeError) as err:
         MODELS.build(distiller_cfg(student_cfg, teacher_cfg, wrong))
+    msg = str(err.value)
+    assert 'does not match the teacher config' in msg, msg
+    assert 'student.pth' in msg and 'teacher_cfg' in msg, msg
+    assert 'shape mismatches' in msg, msg
     # a distillation checkpoint
     sd = torch.load(teacher_ckpt, weights_only=False)['state_dict']
     dist = str(tmp_path / 'distill.pth')
@@ -211,3 +227,14 @@ def test_closed_form_weights():
     assert cosine_distill_weight(10, 20, 2.0, 0.0) == pytest.approx(1.0)
     with pytest.raises(ValueError, match='span'):
         cosine_distill_weight(0, 0)
+
+
+def test_gradient_figures_logged(distill_run):
+    # DistillGradientHook: one measurement per iteration in the message hub
+    # (official setting here: nothing scaled)
+    hub = distill_run['grad_hub']
+    assert len(hub) == MAX_ITERS
+    for rec in hub:
+        assert rec['det_backbone'] > 0 and rec['dis_backbone'] > 0
+        assert -1 <= rec['cos_neck'] <= 1
+        assert rec['ratio_feat'] == pytest.approx(rec['ratio_feat_raw'])

@@ -135,7 +135,9 @@ class DistillGradClipHook(Hook):
     after the AMP loss scaler has unscaled the gradients (and only when the
     optimizer really steps, e.g. once per gradient-accumulation cycle); it
     works the same with a distributed model wrapper. The total norm before
-    clipping is logged as ``train/student_grad_norm``.
+    clipping is logged as ``train/student_grad_norm``; with a distiller that
+    balances the gradients (``balance``), the smallest per-level factor the
+    distillation gradient was scaled by as ``train/distill_grad_scale``.
 
     Args:
         max_norm (float): Maximum total norm. Defaults to 30.
@@ -189,6 +191,11 @@ class DistillGradClipHook(Hook):
             self.last_norm = float(norm)
             message_hub.update_scalar('train/student_grad_norm',
                                       self.last_norm)
+            last = getattr(getattr(model, 'grad_balance', None), 'last', None)
+            if last:
+                # the distiller's gradient balance of this backward pass
+                message_hub.update_scalar('train/distill_grad_scale',
+                                          min(last['scales']))
             return None
 
         self._handle = optim_wrapper.optimizer.register_step_pre_hook(clip)

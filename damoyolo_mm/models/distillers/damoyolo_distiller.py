@@ -14,7 +14,8 @@ from mmengine.model import BaseModel
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
-from ..checkpoint import is_official_checkpoint
+from ..checkpoint import is_official_checkpoint, match_variant
+from .grad_balance import GradNormBalance, check_balance_cfg
 
 ConfigOrPath = Union[str, dict, ConfigDict, Config]
 
@@ -56,7 +57,8 @@ def _teacher_model_cfg(teacher_cfg: ConfigOrPath) -> dict:
         f'{type(teacher_cfg).__name__}: {teacher_cfg!r}')
 
 
-def load_teacher_weights(teacher: nn.Module, ckpt_path: str) -> None:
+def load_teacher_weights(teacher: nn.Module, ckpt_path: str,
+                         teacher_name: str = 'the teacher config') -> None:
     """Load a detector checkpoint into ``teacher`` strictly.
 
     Accepts mmengine checkpoints (``state_dict`` entry), bare state dicts
@@ -81,7 +83,12 @@ def load_teacher_weights(teacher: nn.Module, ckpt_path: str) -> None:
     if is_official_checkpoint(ckpt):
         # an official release file: converted in memory, strictly (the
         # error names the released variant it fits)
-        teacher.load_state_dict(ckpt, strict=True)
+        try:
+            teacher.load_state_dict(ckpt, strict=True)
+        except (ValueError, RuntimeError) as err:
+            raise RuntimeError(
+                f'teacher checkpoint {ckpt_path!r} does not match the teacher '
+                f'config {teacher_name}: {err}') from err
         return
     if 'state_dict' in ckpt:
         state_dict = ckpt['state_dict']
@@ -108,10 +115,21 @@ def load_teacher_weights(teacher: nn.Module, ckpt_path: str) -> None:
             more = f' ... ({len(keys)} in all)' if len(keys) > 5 else ''
             return f'{keys[:5]}{more}'
 
+        ckpt_variant = match_variant(state_dict)
+        model_variant = match_variant(own)
+        hint = ''
+        if ckpt_variant or model_variant:
+            hint = (f' (the checkpoint is DAMO-YOLO-'
+                    f'{(ckpt_variant or "?").upper()}, the teacher config '
+                    f'builds DAMO-YOLO-{(model_variant or "?").upper()})')
         raise RuntimeError(
             f'teacher checkpoint {ckpt_path!r} does not match the teacher '
-            f'config: missing keys {head(missing)}, unexpected keys '
-            f'{head(unexpected)}, shape mismatches {head(mismatched)}')
+            f'config {teacher_name}{hint}: {len(missing)} missing keys '
+            f'{head(missing)}, {len(unexpected)} unexpected keys '
+            f'{head(unexpected)}, {len(mismatched)} shape mismatches '
+            f'{head(mismatched)}. Pass the checkpoint trained with that '
+            'config, or set `teacher_cfg` to the config the checkpoint was '
+            'trained with')
     teacher.load_state_dict(state_dict, strict=True)
 
 
@@ -162,6 +180,14 @@ class DAMOYOLODistiller(BaseModel):
             the necks. Defaults to ``NeckDistillLoss`` with CWD.
         distill_weight (float): Initial weight of the distillation term.
             Defaults to 1.0.
+        balance (dict, optional): ``dict(type='grad_norm', max_ratio=r)``
+            bounds the distillation gradient reaching the student's neck
+            outputs to ``r`` times the detection gradient there (L2 norm, per
+            level; see :class:`~damoyolo_mm.models.distillers.grad_balance.
+            GradNormBalance`). None (the default of this class): the official
+            DAMO-YOLO distillation, unbounded. The distillation configs
+            (``configs/distill/_base_/neck_cwd_distill.py``) use
+            ``max_ratio=0.5``.
         student_channels (Sequence[int], optional): Student neck channels
             per level; read from ``student.neck.out_channels`` when None.
         teacher_channels (Sequence[int], optional): Same for the teacher.
@@ -177,6 +203,7 @@ class DAMOYOLODistiller(BaseModel):
                  distill_loss: ConfigType = dict(
                      type='NeckDistillLoss', loss='cwd', loss_weight=1.0),
                  distill_weight: float = 1.0,
+                 balance: Optional[dict] = None,
                  student_channels: Optional[Sequence[int]] = None,
                  teacher_channels: Optional[Sequence[int]] = None,
                  data_preprocessor: OptConfigType = None,
@@ -195,13 +222,20 @@ class DAMOYOLODistiller(BaseModel):
             self.data_preprocessor = MODELS.build(data_preprocessor)
 
         teacher = MODELS.build(_teacher_model_cfg(teacher_cfg))
-        load_teacher_weights(teacher, teacher_ckpt)
+        teacher_name = (repr(teacher_cfg) if isinstance(teacher_cfg, str)
+                        else f'(model dict of type {type(teacher).__name__})')
+        load_teacher_weights(teacher, teacher_ckpt, teacher_name)
         teacher.eval()
         teacher.requires_grad_(False)
         # a tuple keeps the teacher out of nn.Module's sub-module registry
         self._teacher_holder: Tuple[nn.Module] = (teacher, )
         self.teacher_ckpt = teacher_ckpt
         self._check_preprocessing(teacher)
+        self._check_strides(teacher, teacher_name)
+        balance = check_balance_cfg(balance)
+        self.balance_cfg = balance
+        self.grad_balance = None if balance is None else GradNormBalance(
+            balance['max_ratio'], balance['eps'])
 
         if student_channels is None:
             student_channels = _neck_channels(self.student, 'student')
@@ -249,6 +283,28 @@ class DAMOYOLODistiller(BaseModel):
                 'DAMOYOLODistiller: student and teacher data preprocessors '
                 f'differ in bgr_to_rgb ({a} vs {b})')
 
+    def _check_strides(self, teacher: nn.Module, teacher_name: str) -> None:
+        """Student and teacher heads must read the same levels."""
+        def strides(model):
+            head = getattr(model, 'bbox_head', None)
+            value = getattr(head, 'strides', None)
+            if value is None:
+                gen = getattr(head, 'prior_generator', None)
+                value = getattr(gen, 'strides', None)
+            if value is None:
+                return None
+            return [int(s[0]) if isinstance(s, (tuple, list)) else int(s)
+                    for s in value]
+
+        s, t = strides(self.student), strides(teacher)
+        if s is not None and t is not None and s != t:
+            raise ValueError(
+                'DAMOYOLODistiller: student and teacher must distil the '
+                'same neck levels, but the student head has '
+                f'{len(s)} levels at strides {s} and the teacher '
+                f'{teacher_name} has {len(t)} levels at strides {t}; use a '
+                'teacher with the student\'s strides')
+
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
         self.teacher._apply(fn, *args, **kwargs)
@@ -288,9 +344,13 @@ class DAMOYOLODistiller(BaseModel):
              data_samples: SampleList) -> Dict[str, Tensor]:
         """Student detection losses plus ``loss_distill``."""
         feats_s = self.student.extract_feat(inputs)
-        losses = self.student.bbox_head.loss(feats_s, data_samples)
+        if self.grad_balance is not None:
+            feats_det, feats_dis = self.grad_balance(feats_s)
+        else:
+            feats_det = feats_dis = feats_s
+        losses = self.student.bbox_head.loss(feats_det, data_samples)
         feats_t = self.teacher_feats(inputs)
-        loss_distill = self.distill_loss(feats_s, feats_t)
+        loss_distill = self.distill_loss(feats_dis, feats_t)
         if 'loss_distill' in losses:
             raise KeyError('DAMOYOLODistiller: the student head already '
                            'returns a `loss_distill` entry')
