@@ -14,6 +14,7 @@ from typing import Callable, Dict, Optional, Sequence
 import numpy as np
 
 from damoyolo_mm.deploy.compat import require
+from damoyolo_mm.deploy.quantization import nms_inputs
 
 
 def cut_at_nms(onnx_file: str, out_file: str) -> str:
@@ -22,11 +23,7 @@ def cut_at_nms(onnx_file: str, out_file: str) -> str:
     (B, C, N)); written to ``out_file``."""
     onnx = require('onnx')
     model = onnx.load(onnx_file)
-    nms = [n for n in model.graph.node if n.op_type == 'NonMaxSuppression']
-    if len(nms) != 1:
-        raise ValueError(f'{onnx_file}: expected one NonMaxSuppression node, '
-                         f'found {len(nms)}')
-    outputs = list(nms[0].input[:2])
+    outputs = list(nms_inputs(model, onnx_file))
     inputs = [i.name for i in model.graph.input]
     onnx.utils.extract_model(onnx_file, out_file, inputs, outputs,
                              check_model=False)

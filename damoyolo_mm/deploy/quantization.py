@@ -231,17 +231,24 @@ def quantizable_nodes(onnx_file: str,
     return names
 
 
+def nms_inputs(model, onnx_file: str) -> Tuple[str, str]:
+    """Names of the boxes (B, N, 4) and scores (B, C, N) tensors that the one
+    NonMaxSuppression node of an end-to-end export (loaded ``model`` of
+    ``onnx_file``) reads."""
+    nms = [n for n in model.graph.node if n.op_type == 'NonMaxSuppression']
+    if len(nms) != 1:
+        raise ValueError(f'{onnx_file}: expected one NonMaxSuppression node '
+                         f'(end-to-end export), found {len(nms)}')
+    return tuple(nms[0].input[:2])
+
+
 def with_nms_inputs(onnx_file: str, out_file: str) -> Tuple[str, str]:
     """Copy of an end-to-end ONNX whose NonMaxSuppression inputs (boxes
     (B, N, 4), scores (B, C, N)) are extra graph outputs (for measuring
     the output error before NMS)."""
     onnx = require('onnx')
     model = onnx.load(onnx_file)
-    nms = [n for n in model.graph.node if n.op_type == 'NonMaxSuppression']
-    if len(nms) != 1:
-        raise ValueError(f'{onnx_file}: expected one NonMaxSuppression node '
-                         f'(end-to-end export), found {len(nms)}')
-    names = tuple(nms[0].input[:2])
+    names = nms_inputs(model, onnx_file)
     for name in names:
         model.graph.output.append(
             onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT,
@@ -638,7 +645,7 @@ def _first_stride(model_cfg) -> float:
 __all__ = [
     'CALIB_DEFAULTS', 'get_precision', 'get_calib_config',
     'build_calib_dataset', 'calib_inputs', 'quantizable_nodes',
-    'with_nms_inputs', 'drop_outputs', 'count_qdq', 'OrtQDQQuantizer',
+    'nms_inputs', 'with_nms_inputs', 'drop_outputs', 'count_qdq', 'OrtQDQQuantizer',
     'output_error', 'choose_keep_float', 'sensitivity_analysis',
     'quantize_onnx', 'export_int8', 'write_json_atomic'
 ]

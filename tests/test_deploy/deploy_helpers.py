@@ -38,17 +38,8 @@ def build_fused_model(variant: str, golden_dir: str):
 def add_nms_inputs_as_outputs(onnx_file: str, out_file: str) -> List[str]:
     """Copy an end-to-end ONNX with the inputs of its NonMaxSuppression node
     (boxes [B, N, 4], scores [B, C, N]) added as graph outputs."""
-    import onnx
-    model = onnx.load(onnx_file)
-    nms = [n for n in model.graph.node if n.op_type == 'NonMaxSuppression']
-    assert len(nms) == 1, f'{onnx_file}: {len(nms)} NonMaxSuppression nodes'
-    names = list(nms[0].input[:2])
-    for name in names:
-        model.graph.output.append(
-            onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT,
-                                               None))
-    onnx.save(model, out_file)
-    return names
+    from damoyolo_mm.deploy.quantization import with_nms_inputs
+    return list(with_nms_inputs(onnx_file, out_file))
 
 
 def reference_nms(boxes: np.ndarray, scores: np.ndarray, score_thr: float,
