@@ -124,12 +124,11 @@ def test_missing_openvino_is_a_clear_error(deploy_mod, monkeypatch):
         deploy_mod.check_backend_available('openvino', precision='int8')
 
 
+@pytest.mark.parametrize('exported', ['Ns'], indirect=True)
 def test_benchmark_runners_cut_at_nms(exported):
     """The latency rows of tools/benchmark_latency.py (network + decoding
     of the end-to-end export, ONNX Runtime and OpenVINO) compute PyTorch's
-    decoded boxes and scores."""
-    if exported['variant'] != 'Ns':
-        pytest.skip('one variant is enough')
+    decoded boxes and scores (one variant is enough)."""
     from damoyolo_mm.benchmark.engines import cut_at_nms, engine_runners
     work = exported['work']
     e2e = str(work / 'end2end.onnx')
