@@ -74,7 +74,7 @@ def test_dist_train_quickstart_two_cpu_processes(repo_root, demo_data_root,
     train = [r for r in scalars(work) if 'loss' in r]
     assert [r['iter'] for r in train] == [1, 2]
     ckpt = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu',
-                      weights_only=False)
+                      weights_only=True)
     assert ckpt['meta']['iter'] == 2
     # saved without the DDP prefix, plain BatchNorm names
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])

@@ -60,7 +60,7 @@ def test_train_tool_two_iterations(trained):
     assert osp.isfile(ckpt_file)
     with open(ckpt_file) as f:
         ckpt_path = f.read().strip()
-    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
     assert ckpt['meta']['iter'] == 2 and ckpt['meta']['epoch'] == 1
     # EMA weights are saved beside the model weights
     assert any(k.startswith('ema_') or '.ema' in k or 'ema_state_dict' == k

@@ -52,7 +52,7 @@ def test_train_tool_runs_demo_config(key, demo_data_root, tmp_path,
     assert len(losses) == 2, losses
     assert all(torch.isfinite(torch.tensor(losses))), losses
     ckpt = torch.load(osp.join(work_dir, 'epoch_1.pth'), map_location='cpu',
-                      weights_only=False)
+                      weights_only=True)
     assert ckpt['meta']['iter'] == 2
     assert ckpt['meta']['dataset_meta']['classes'] == tuple(
         cfg.metainfo.classes)
