@@ -28,19 +28,18 @@ class NotAnOfficialCheckpointError(ValueError):
 
 
 def _load_official(src: str, trust_pickle: bool):
-    """``torch.load`` with one-line errors for files that are no
-    checkpoint; ``weights_only`` unless ``trust_pickle``."""
+    """Read ``src`` like every checkpoint (``weights_only=True`` unless
+    trusted per file: ``trust_pickle`` or ``$DAMOYOLO_TRUST_PICKLE``), with
+    one-line errors for files that are no checkpoint."""
     import pickle
     import zipfile
+
+    from ..utils.checkpoint_trust import (UntrustedPickleError,
+                                          load_checkpoint_file)
     with open(src, 'rb') as f:
         head = f.read(4)
-    if trust_pickle:
-        from mmengine.logging import print_log
-        print_log(f'{src}: loading with full unpickling (weights_only=False,'
-                  ' --trust-pickle)', logger='current', level=30)
     try:
-        return torch.load(src, map_location='cpu',
-                          weights_only=not trust_pickle)
+        return load_checkpoint_file(src, trust=trust_pickle)
     except Exception as e:  # noqa: B902  (one line per kind of file)
         text = str(e)
         looks_like_torch = head == b'PK\x03\x04' or head[:1] == b'\x80'
@@ -48,11 +47,8 @@ def _load_official(src: str, trust_pickle: bool):
             raise NotAnOfficialCheckpointError(
                 f'{src} is not a torch checkpoint (it does not start like '
                 f'one: {head!r})') from None
-        if 'weights_only' in text or 'Weights only' in text:
-            raise pickle.UnpicklingError(
-                f'{src}: refused to unpickle objects outside the checkpoint '
-                'allow-list (nothing of it was run); only if you trust its '
-                'source, pass --trust-pickle') from None
+        if isinstance(e, UntrustedPickleError):
+            raise  # names the file and the opt-in
         if not isinstance(e, (RuntimeError, EOFError, ValueError,
                               pickle.UnpicklingError, zipfile.BadZipFile)):
             raise
