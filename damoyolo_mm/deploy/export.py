@@ -215,59 +215,30 @@ def build_model(model_cfg, checkpoint: Optional[str],
 
 
 def _load_strict(model: torch.nn.Module, checkpoint: str, cfg_name: str):
-    """Load a checkpoint whose keys and shapes must fit the model exactly.
-
-    mmengine checkpoints and official DAMO-YOLO ones (``{'model': ...}``,
-    converted in memory) are accepted.
+    """Load a checkpoint whose keys and shapes must fit the model exactly,
+    through mmengine's ``load_checkpoint`` and so the detector's own loading
+    (official DAMO-YOLO files converted in memory, the strict check).
 
     Raises:
-        ValueError: naming the missing / unexpected / mis-shaped keys (a few
-            of each) and, for a checkpoint saved in deploy form, the fix.
+        ValueError: the detector's mismatch error; for a checkpoint saved
+            in deploy form into a model that is not, with the fix first.
     """
-    import pickle
+    from mmengine.runner import load_checkpoint
 
-    from mmengine.runner.checkpoint import _load_checkpoint
-
-    from damoyolo_mm.models.checkpoint import (convert_official_in_place,
-                                               is_official_checkpoint)
-    if osp.isfile(checkpoint):
-        # an official release file holds tensors only: weights_only=True
-        try:
-            ckpt = torch.load(checkpoint, map_location='cpu',
-                              weights_only=True)
-        except pickle.UnpicklingError:
-            ckpt = None  # e.g. an mmengine checkpoint with a message hub
-        if is_official_checkpoint(ckpt):
-            # converted in memory; the strict load checks every key and
-            # shape (an error names the released variant it fits)
-            state = dict(ckpt)
-            convert_official_in_place(state,
-                                      how_read='torch.load weights_only=True')
-            model.load_state_dict(state, strict=True)
-            return
-    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-    sd = {k[7:] if k.startswith('module.') else k: v for k, v in sd.items()}
-    ref = model.state_dict()
-    missing = [k for k in ref if k not in sd]
-    unexpected = [k for k in sd if k not in ref]
-    shapes = [
-        f'{k} {tuple(sd[k].shape)} vs {tuple(ref[k].shape)}' for k in ref
-        if k in sd and tuple(sd[k].shape) != tuple(ref[k].shape)
-    ]
-    if missing or unexpected or shapes:
-        msg = [f'checkpoint {checkpoint} does not fit the model of {cfg_name}:']
-        for what, keys in (('missing', missing), ('unexpected', unexpected),
-                           ('shape mismatch', shapes)):
-            if keys:
-                msg.append(f'{len(keys)} {what} (e.g. {", ".join(keys[:3])})')
-        if any('.bn.' in k for k in missing) and not any(
-                '.bn.' in k for k in sd):
-            msg.append('it looks saved in deploy form (BatchNorm folded): '
-                       'build the model with model.deploy=True (tools/'
-                       'deploy.py --cfg-options model.deploy=True)')
-        raise ValueError('; '.join(msg))
-    model.load_state_dict(sd, strict=True)
+    from damoyolo_mm.models.checkpoint import StateDictMismatchError
+    try:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    except StateDictMismatchError as e:
+        own_bn = [k for k in model.state_dict() if '.bn.' in k]
+        missing_bn = [k for k in e.missing if '.bn.' in k]
+        if not own_bn or len(missing_bn) != len(own_bn):
+            raise
+        first, *rest = str(e).splitlines()
+        raise ValueError('\n'.join([
+            f'checkpoint {checkpoint} does not fit the model of {cfg_name}: '
+            f'{first}; it looks saved in deploy form (BatchNorm folded): '
+            'build the model with model.deploy=True (tools/deploy.py '
+            '--cfg-options model.deploy=True)'] + rest)) from None
 
 
 def _data_samples(batch: int, h: int, w: int) -> List[Any]:
