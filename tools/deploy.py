@@ -24,6 +24,9 @@ Examples:
     # TensorRT 10 FP16 engine (GPU; --onnx-only writes just the ONNX on a CPU)
     python tools/deploy.py configs/deploy/detection_tensorrt-fp16_static-640x640.py \\
         configs/damoyolo_t_coco.py damoyolo_t.pth --work-dir work_dirs/t_trt
+    # TensorRT 10 INT8 (QDQ) + FP16 engine; --onnx-only: the QDQ file on a CPU
+    python tools/deploy.py configs/deploy/detection_tensorrt-int8_static-640x640.py \\
+        configs/damoyolo_t_coco.py damoyolo_t.pth --work-dir work_dirs/t_trt_int8
 """
 import argparse
 import os
@@ -45,7 +48,8 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='Deploy configs: configs/deploy/ (onnxruntime static 640 / '
         '416 nano / dynamic, openvino static, onnxruntime-int8 / '
-        'openvino-int8 static, tensorrt fp16 static 640 / 416 nano). '
+        'openvino-int8 / tensorrt-int8 static, tensorrt fp16 static 640 / '
+        '416 nano). '
         'See docs/deploy.md.')
     parser.add_argument('deploy_cfg', help='deploy config (configs/deploy/)')
     parser.add_argument('model_cfg', help='model config')

@@ -78,11 +78,6 @@ def check_backend_available(backend: str,
                          f'{SUPPORTED_BACKENDS}')
     require('onnx')
     if precision == 'int8':
-        if backend == 'tensorrt':
-            raise ValueError(
-                "backend_config.precision='int8' with TensorRT: build the "
-                'explicit INT8 engine from the QDQ end2end.onnx of an '
-                'onnxruntime-int8 deploy config (see docs/deploy.md)')
         require('onnxruntime')  # the quantizer
     if backend == 'onnxruntime':
         require('onnxruntime')
@@ -389,18 +384,22 @@ def build_trt_engine(deploy_cfg, onnx_file: str, work_dir: str,
     backend_cfg = deploy_cfg['backend_config']
     common = backend_cfg.get('common_config', {})
     fp16 = bool(common.get('fp16_mode', False))
+    int8 = str(backend_cfg.get('precision', 'fp32')).lower() == 'int8'
     shapes = None
     if backend_cfg.get('model_inputs'):
         shapes = backend_cfg['model_inputs'][0].get('input_shapes')
     engine_file = osp.join(work_dir,
                            osp.splitext(osp.basename(onnx_file))[0] +
                            '.engine')
+    kinds = ['INT8 (explicit, QDQ)'] if int8 else []
+    kinds.append('FP16' if fp16 else 'FP32')
     log(f'[deploy] building TensorRT engine {engine_file} '
-        f'({"FP16" if fp16 else "FP32"}); this takes minutes')
+        f'({" + ".join(kinds)}); this takes minutes')
     build_engine(
         onnx_file,
         engine_file,
         fp16=fp16,
+        int8=int8,
         input_shapes=shapes,
         workspace_size=common.get('max_workspace_size', 1 << 30))
     log(f'[deploy] wrote {engine_file}')

@@ -63,6 +63,8 @@ CALIB_DEFAULTS = dict(
     sensitivity_images=8,  # calibration images the sensitivity analysis runs on
     auto_error_ratio=0.5,  # 'auto': error target as a fraction of full INT8
     auto_max_float_ratio=0.25,  # 'auto': at most this fraction of the convs float
+    symmetric=False,  # activations INT8 with zero point 0 (TensorRT); False: UINT8
+    quantize_bias=True,  # INT32 biases (False: float biases, as TensorRT needs)
 )
 _METHODS = ('MinMax', 'Entropy', 'Percentile', 'Distribution')
 
@@ -114,6 +116,10 @@ def get_calib_config(deploy_cfg) -> Dict[str, Any]:
     if not (kf == 'auto' or (isinstance(kf, int) and kf >= 0)):
         raise ValueError(f'calib_config.keep_float={kf!r}; expected '
                          "'auto' or a number of layers >= 0")
+    for key in ('symmetric', 'quantize_bias', 'per_channel'):
+        if not isinstance(cfg[key], bool):
+            raise ValueError(f'calib_config.{key}={cfg[key]!r}; expected '
+                             'True or False')
     cfg['op_types'] = tuple(cfg['op_types'])
     return cfg
 
@@ -197,6 +203,11 @@ def calib_inputs(dataset, deploy_cfg, model_cfg, num_images: int,
     from mmdeploy.apis import build_task_processor
     from .export import get_input_hw
     h, w = get_input_hw(deploy_cfg, model_cfg)
+    if _backend(deploy_cfg) == 'tensorrt':
+        # MMDeploy refuses a CPU task processor for TensorRT; the input
+        # pipeline (test pipeline at the export size) is the same for all
+        deploy_cfg = copy.deepcopy(deploy_cfg)
+        deploy_cfg['backend_config']['type'] = 'onnxruntime'
     task_processor = build_task_processor(model_cfg, deploy_cfg, 'cpu')
     preprocessor = getattr(model, 'data_preprocessor', None)
     if preprocessor is None:
@@ -271,6 +282,65 @@ def drop_outputs(onnx_file: str, out_file: str, keep: Sequence[str]) -> None:
     onnx.save(model, out_file)
 
 
+def split_plugin_nms(onnx_file: str, out_file: str) -> List[str]:
+    """Write the part of a TensorRT export (:mod:`.tensorrt`, ending in the
+    ``EfficientNMS_TRT`` plugin, which ONNX Runtime cannot run) before the
+    plugin: same input, the plugin's inputs (boxes, scores) as outputs.
+    Returns the names of those outputs."""
+    onnx = require('onnx')
+    model = onnx.load(onnx_file)
+    nms = [n for n in model.graph.node if n.op_type == 'EfficientNMS_TRT']
+    if len(nms) != 1:
+        raise ValueError(f'{onnx_file}: expected one EfficientNMS_TRT node '
+                         f'(TensorRT export), found {len(nms)}')
+    outputs = list(nms[0].input[:2])
+    model = onnx.shape_inference.infer_shapes(model)  # the tensors' types
+    part = onnx.utils.Extractor(model).extract_model(
+        [i.name for i in model.graph.input], outputs)
+    # ONNX shape inference does not reach these tensors: declare the
+    # shapes of one run on zeros (the checker wants a shape on outputs)
+    ort = require('onnxruntime')
+    sess = ort.InferenceSession(part.SerializeToString(),
+                                providers=['CPUExecutionProvider'])
+    feed = {}
+    for i in sess.get_inputs():
+        if not all(isinstance(d, int) for d in i.shape):
+            raise ValueError(f'{onnx_file}: input {i.name} has dynamic axes '
+                             f'{i.shape}; INT8 export needs a static shape')
+        feed[i.name] = np.zeros(i.shape, np.float32)
+    for value, array in zip(part.graph.output, sess.run(outputs, feed)):
+        value.type.tensor_type.shape.Clear()
+        for d in array.shape:
+            value.type.tensor_type.shape.dim.add().dim_value = d
+    onnx.checker.check_model(part)
+    onnx.save(part, out_file)
+    return outputs
+
+
+def attach_plugin_nms(quantized_file: str, trt_onnx: str,
+                      out_file: str) -> None:
+    """The TensorRT export ``trt_onnx`` with its part before the NMS plugin
+    replaced by ``quantized_file`` (:func:`split_plugin_nms`, then
+    quantized): the QDQ graph, the plugin node and the export's outputs and
+    opsets."""
+    onnx = require('onnx')
+    q = onnx.load(quantized_file)
+    trt = onnx.load(trt_onnx)
+    plugin = [n for n in trt.graph.node if n.op_type == 'EfficientNMS_TRT']
+    produced = {o for n in q.graph.node for o in n.output}
+    missing = [i for i in plugin[0].input if i and i not in produced]
+    if missing:
+        raise ValueError(f'{quantized_file} does not produce the NMS plugin '
+                         f'inputs {missing} of {trt_onnx}')
+    q.graph.node.extend(copy.deepcopy(plugin))
+    del q.graph.output[:]
+    q.graph.output.extend(copy.deepcopy(trt.graph.output))
+    have = {o.domain for o in q.opset_import}
+    q.opset_import.extend(
+        copy.deepcopy(o) for o in trt.opset_import if o.domain not in have)
+    onnx.save(q, out_file)
+
+
 def count_qdq(onnx_file: str) -> Dict[str, int]:
     """Numbers of QuantizeLinear / DequantizeLinear / Conv nodes, and of
     Conv nodes fed by a DequantizeLinear (quantized convs)."""
@@ -334,6 +404,7 @@ class OrtQDQQuantizer:
         """Write ``out_file`` with only ``nodes`` quantized."""
         q = self.q
         kwargs = {}
+        symmetric = bool(self.cfg.get('symmetric', False))
         if self.has_cache:
             kwargs['calibration_cache_path'] = self.cache
         q.quantize_static(
@@ -343,7 +414,8 @@ class OrtQDQQuantizer:
             quant_format=q.QuantFormat.QDQ,
             op_types_to_quantize=list(self.cfg['op_types']),
             per_channel=bool(self.cfg['per_channel']),
-            activation_type=q.QuantType.QUInt8,
+            activation_type=q.QuantType.QInt8
+            if symmetric else q.QuantType.QUInt8,
             weight_type=q.QuantType.QInt8,
             nodes_to_quantize=list(nodes),
             calibrate_method=getattr(q.CalibrationMethod, self.cfg['method']),
@@ -351,15 +423,18 @@ class OrtQDQQuantizer:
             # INT8 layout of TensorRT and OpenVINO); with the convolutions'
             # outputs quantized too, OpenVINO 2026.4 fails to compile the
             # box decoding that follows the head convolutions
-            extra_options=dict(OpTypesToExcludeOutputQuantization=list(
-                self.cfg['op_types'])),
+            extra_options=dict(
+                OpTypesToExcludeOutputQuantization=list(self.cfg['op_types']),
+                ActivationSymmetric=symmetric, WeightSymmetric=True,
+                QuantizeBias=bool(self.cfg.get('quantize_bias', True))),
             **kwargs)
         return out_file
 
 
 def output_error(ref: Sequence[Tuple[np.ndarray, np.ndarray]],
                  out: Sequence[Tuple[np.ndarray, np.ndarray]],
-                 stride: float = 8.) -> float:
+                 stride: float = 8.,
+                 scores_last: bool = False) -> float:
     """Error of a quantized model's pre-NMS outputs against FP32.
 
     Per image: ``sum |d score| / sum score`` over all (prior, class) pairs
@@ -370,12 +445,16 @@ def output_error(ref: Sequence[Tuple[np.ndarray, np.ndarray]],
     annotations and no NMS (mAP on a few images moves in steps).
 
     Args:
-        ref, out: per image ``(boxes (N, 4), scores (C, N))``.
+        ref, out: per image ``(boxes (N, 4), scores (C, N))``;
+            ``scores (N, C)`` with ``scores_last`` (the inputs of
+            TensorRT's EfficientNMS_TRT).
     """
     errs = []
     for (rb, rs), (ob, os_) in zip(ref, out):
         rb, rs, ob, os_ = (np.asarray(a, np.float64).reshape(a.shape[-2:])
                            for a in (rb, rs, ob, os_))
+        if scores_last:
+            rs, os_ = rs.T, os_.T
         e_s = np.abs(os_ - rs).sum() / max(rs.sum(), 1e-12)
         w = rs.max(0)  # (N,) best class probability of each prior
         e_b = (w * np.abs(ob - rb).mean(1)).sum() / max(w.sum(), 1e-12)
@@ -422,7 +501,8 @@ def sensitivity_analysis(quantizer: OrtQDQQuantizer, probe_fp32: str,
                          inputs: Sequence[np.ndarray], tmp_dir: str,
                          stride: float = 8.,
                          log: Callable[[str], None] = print,
-                         threads: Optional[int] = None) -> Dict[str, float]:
+                         threads: Optional[int] = None,
+                         scores_last: bool = False) -> Dict[str, float]:
     """Output error (:func:`output_error`) of the model with only one
     convolution quantized, for every convolution of ``nodes``."""
     ref = _run_raw(probe_fp32, inputs, out_names, threads)
@@ -431,8 +511,9 @@ def sensitivity_analysis(quantizer: OrtQDQQuantizer, probe_fp32: str,
     f = osp.join(tmp_dir, 'one_layer.onnx')
     for i, node in enumerate(nodes):
         quantizer.quantize(f, [node])
-        errors[node] = output_error(ref, _run_raw(f, inputs, out_names,
-                                                  threads), stride)
+        errors[node] = output_error(
+            ref, _run_raw(f, inputs, out_names, threads), stride,
+            scores_last)
         if (i + 1) % 10 == 0 or i + 1 == len(nodes):
             log(f'[quantize]   sensitivity {i + 1}/{len(nodes)} layers '
                 f'({time.time() - t0:.0f}s)')
@@ -450,7 +531,10 @@ def quantize_onnx(fp32_onnx: str,
     """Partial INT8 quantization of an end-to-end ONNX (see the module doc).
 
     Args:
-        fp32_onnx (str): FP32 end-to-end ONNX (``dets``, ``labels``).
+        fp32_onnx (str): FP32 end-to-end ONNX (``dets``, ``labels``), or
+            a graph without ONNX NMS whose outputs are boxes (B, N, 4) and
+            scores (B, N, C) (the part before TensorRT's NMS plugin, see
+            :func:`split_plugin_nms`).
         out_file (str): Where the QDQ ONNX goes (written to a temporary
             name in the same folder, then renamed).
         inputs (list[ndarray]): Calibration inputs (1x3xHxW float32).
@@ -485,23 +569,31 @@ def quantize_onnx(fp32_onnx: str,
     os.makedirs(out_dir, exist_ok=True)
     tmp_dir = tempfile.mkdtemp(prefix='.quantize_', dir=out_dir)
     try:
-        probe = osp.join(tmp_dir, 'fp32_probe.onnx')
-        nms_in = with_nms_inputs(fp32_onnx, probe)
-        out_names = list(nms_in)
         onnx = require('onnx')
-        final_outputs = [
-            o.name for o in onnx.load(fp32_onnx,
-                                      load_external_data=False).graph.output
-        ]
+        graph = onnx.load(fp32_onnx, load_external_data=False).graph
+        final_outputs = [o.name for o in graph.output]
+        if any(n.op_type == 'NonMaxSuppression' for n in graph.node):
+            # end-to-end graph: the error is measured on the NMS inputs
+            probe = osp.join(tmp_dir, 'fp32_probe.onnx')
+            out_names = list(with_nms_inputs(fp32_onnx, probe))
+            scores_last = False
+        else:
+            # the part before TensorRT's NMS plugin: its outputs are the
+            # plugin's inputs, boxes (B, N, 4) and scores (B, N, C)
+            probe, out_names, scores_last = fp32_onnx, final_outputs, True
         quantizer = OrtQDQQuantizer(probe, inputs, cfg, tmp_dir)
         sens_inputs = inputs[:cfg['sensitivity_images']]
         ref = _run_raw(probe, sens_inputs, out_names, threads)
 
+        def error(onnx_file):
+            return output_error(
+                ref, _run_raw(onnx_file, sens_inputs, out_names, threads),
+                stride, scores_last)
+
         log(f'[quantize] calibrating ({cfg["method"]}, {len(inputs)} images) '
             f'and quantizing all {len(nodes)} convolutions (full INT8)')
         full = quantizer.quantize(osp.join(tmp_dir, 'full_int8.onnx'), nodes)
-        full_err = output_error(ref, _run_raw(full, sens_inputs, out_names,
-                                              threads), stride)
+        full_err = error(full)
         log(f'[quantize]   full INT8 output error {full_err:.4f}')
 
         errors: Dict[int, float] = {0: full_err}
@@ -511,7 +603,7 @@ def quantize_onnx(fp32_onnx: str,
                 f'at a time, on {len(sens_inputs)} images')
             sens = sensitivity_analysis(quantizer, probe, nodes, out_names,
                                         sens_inputs, tmp_dir, stride, log,
-                                        threads)
+                                        threads, scores_last)
             ranking = sorted(sens.items(), key=lambda kv: -kv[1])
         order = [n for n, _ in ranking]
 
@@ -524,9 +616,7 @@ def quantize_onnx(fp32_onnx: str,
         if kf == 'auto':
             cands = _auto_candidates(len(nodes), cfg['auto_max_float_ratio'])
             for k in cands:
-                errors[k] = output_error(
-                    ref, _run_raw(partial(k), sens_inputs, out_names,
-                                  threads), stride)
+                errors[k] = error(partial(k))
                 log(f'[quantize]   {k} layers float: output error '
                     f'{errors[k]:.4f}')
                 if errors[k] <= cfg['auto_error_ratio'] * full_err:
@@ -539,8 +629,7 @@ def quantize_onnx(fp32_onnx: str,
             k = int(kf)
         final = partial(k) if k else full
         if k not in errors:
-            errors[k] = output_error(
-                ref, _run_raw(final, sens_inputs, out_names, threads), stride)
+            errors[k] = error(final)
         tmp_out = osp.join(tmp_dir, 'final.onnx')
         drop_outputs(final, tmp_out, final_outputs)
         onnx.checker.check_model(onnx.load(tmp_out))
@@ -618,9 +707,24 @@ def export_int8(deploy_cfg,
         fp32_file = osp.join(work_dir, f'{stem}_fp32.onnx')
         os.replace(fp32, fp32_file)
         out_file = osp.join(work_dir, save_file)
-        report = quantize_onnx(
-            fp32_file, out_file, calib, cfg, _first_stride(model_cfg), log,
-            report_file=osp.join(work_dir, 'quantization.json'))
+        report_file = osp.join(work_dir, 'quantization.json')
+        if _backend(deploy_cfg) == 'tensorrt':
+            # quantize the part before the NMS plugin (ONNX Runtime runs
+            # it), then put the plugin back
+            flat = osp.join(tmp, 'before_nms.onnx')
+            split_plugin_nms(fp32_file, flat)
+            report = quantize_onnx(
+                flat, osp.join(tmp, 'before_nms_int8.onnx'), calib, cfg,
+                _first_stride(model_cfg), log, report_file=report_file)
+            attach_plugin_nms(osp.join(tmp, 'before_nms_int8.onnx'),
+                              fp32_file, osp.join(tmp, save_file))
+            onnx = require('onnx')
+            onnx.checker.check_model(onnx.load(osp.join(tmp, save_file)))
+            os.replace(osp.join(tmp, save_file), out_file)
+        else:
+            report = quantize_onnx(
+                fp32_file, out_file, calib, cfg, _first_stride(model_cfg),
+                log, report_file=report_file)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     q = report['qdq']
@@ -631,6 +735,11 @@ def export_int8(deploy_cfg,
         f"{report['partial_error']:.4f} (full INT8 "
         f"{report['full_int8_error']:.4f})")
     return out_file, report
+
+
+def _backend(deploy_cfg) -> str:
+    from .export import get_backend_name
+    return get_backend_name(deploy_cfg)
 
 
 def _first_stride(model_cfg) -> float:
@@ -645,7 +754,8 @@ def _first_stride(model_cfg) -> float:
 __all__ = [
     'CALIB_DEFAULTS', 'get_precision', 'get_calib_config',
     'build_calib_dataset', 'calib_inputs', 'quantizable_nodes',
-    'nms_inputs', 'with_nms_inputs', 'drop_outputs', 'count_qdq', 'OrtQDQQuantizer',
+    'nms_inputs', 'with_nms_inputs', 'drop_outputs', 'split_plugin_nms',
+    'attach_plugin_nms', 'count_qdq', 'OrtQDQQuantizer',
     'output_error', 'choose_keep_float', 'sensitivity_analysis',
     'quantize_onnx', 'export_int8', 'write_json_atomic'
 ]

@@ -250,6 +250,7 @@ def export_trt_onnx(detector: nn.Module,
 def build_engine(onnx_file: str,
                  engine_file: str,
                  fp16: bool = True,
+                 int8: bool = False,
                  input_shapes: Optional[Dict[str, Dict[str, Sequence[int]]]]
                  = None,
                  workspace_size: int = 1 << 30,
@@ -260,6 +261,9 @@ def build_engine(onnx_file: str,
         onnx_file (str): ONNX from :func:`export_trt_onnx`.
         engine_file (str): Output ``.engine``.
         fp16 (bool): Allow FP16 kernels.
+        int8 (bool): Allow INT8 kernels: the explicitly quantized
+            (QuantizeLinear / DequantizeLinear) layers of a QDQ ONNX run in
+            INT8, the others in FP16 / FP32.
         input_shapes (dict, optional): ``{name: dict(min_shape, opt_shape,
             max_shape)}`` for inputs with dynamic axes (MMDeploy's
             ``backend_config.model_inputs[0].input_shapes`` layout).
@@ -283,6 +287,10 @@ def build_engine(onnx_file: str,
         if not getattr(builder, 'platform_has_fast_fp16', True):
             raise RuntimeError('fp16 requested but this GPU has no fast FP16')
         config.set_flag(trt.BuilderFlag.FP16)
+    if int8 and hasattr(trt.BuilderFlag, 'INT8'):
+        # explicit quantization: the Q/DQ nodes fix which layers are INT8
+        # (later TensorRT versions need no flag for that)
+        config.set_flag(trt.BuilderFlag.INT8)
     dynamic = []
     for i in range(network.num_inputs):
         tensor = network.get_input(i)

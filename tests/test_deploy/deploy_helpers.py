@@ -1,4 +1,5 @@
 """Helpers shared by the deployment tests (plain functions, no fixtures)."""
+import importlib.util
 import os.path as osp
 from typing import Dict, List, Optional
 
@@ -14,6 +15,17 @@ VARIANTS = {
     'T': ('configs/damoyolo_t_coco.py',
           'configs/deploy/detection_onnxruntime_static-640x640.py'),
 }
+
+
+def gpu_missing() -> Optional[str]:
+    """Why TensorRT engines cannot be built here, or None."""
+    missing = []
+    if importlib.util.find_spec('tensorrt') is None:
+        missing.append('the tensorrt package (pip install "tensorrt>=10,<11")')
+    if not torch.cuda.is_available():
+        missing.append('an NVIDIA GPU with CUDA (torch.cuda.is_available() '
+                       f'is False for torch {torch.__version__})')
+    return ' and '.join(missing) or None
 
 
 def build_fused_model(variant: str, golden_dir: str):

@@ -17,9 +17,10 @@ import json
 import os
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
-from deploy_helpers import REPO
+from deploy_helpers import REPO, gpu_missing
 from mmengine.config import Config
 
 QS_CFG = osp.join(REPO, 'configs/quickstart/damoyolo_quickstart.py')
@@ -27,6 +28,8 @@ INT8_CFG = osp.join(
     REPO, 'configs/deploy/detection_onnxruntime-int8_static-416x416_nano.py')
 FP32_CFG = osp.join(
     REPO, 'configs/deploy/detection_onnxruntime_static-416x416_nano.py')
+TRT_INT8_CFG = osp.join(
+    REPO, 'configs/deploy/detection_tensorrt-int8_static-416x416_nano.py')
 MAX_MAP_DROP = 0.01
 LIGHT = dict(num_images=16, sensitivity_images=4)
 
@@ -178,6 +181,104 @@ def test_tools_deploy_and_test_deployed_openvino_int8(qs, tmp_path,
 
 
 # ----------------------------------------------------------------------
+# TensorRT: the same partial quantization, symmetric, before the NMS plugin
+# ----------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def trt_int8(qs, deploy_mod, tmp_path_factory):
+    work = str(tmp_path_factory.mktemp('trt_int8'))
+    cfg = qs['deploy_cfg'](TRT_INT8_CFG, **LIGHT)
+    for k in ('min_shape', 'opt_shape', 'max_shape'):
+        cfg.backend_config.model_inputs[0].input_shapes.input[k] = [
+            1, 3, 224, 224]
+    onnx_file, report = deploy_mod.export_int8(
+        cfg, qs['model_cfg'], qs['ckpt'], work,
+        calib_dataset_cfg=qs['calib_cfg'], log=lambda m: None)
+    return dict(work=work, onnx=onnx_file, report=report, cfg=cfg)
+
+
+def test_tensorrt_int8_qdq_onnx(trt_int8, tmp_path):
+    """end2end.onnx of the TensorRT INT8 config: the FP32 TensorRT export
+    (same inputs, outputs and EfficientNMS_TRT node) with its convolutions
+    quantized symmetrically (INT8, zero point 0: TensorRT's explicit
+    quantization), most of them INT8, the part before the plugin close to
+    FP32 in ONNX Runtime."""
+    import onnx
+    import onnxruntime as ort
+    from damoyolo_mm.deploy.quantization import split_plugin_nms
+    q = onnx.load(trt_int8['onnx'])
+    f = onnx.load(osp.join(trt_int8['work'], 'end2end_fp32.onnx'))
+    onnx.checker.check_model(q)
+    assert q.graph.input == f.graph.input
+    assert q.graph.output == f.graph.output
+    assert [o.name for o in q.graph.output] == [
+        'num_dets', 'det_boxes', 'det_scores', 'det_classes']
+    plugin = [n for n in q.graph.node if n.op_type == 'EfficientNMS_TRT']
+    assert len(plugin) == 1 and plugin[0] == [
+        n for n in f.graph.node if n.op_type == 'EfficientNMS_TRT'][0]
+    assert {o.domain: o.version for o in q.opset_import}['TRT'] == 1
+    r = trt_int8['report']
+    assert r['qdq']['quantized_conv'] == len(r['layers']) - len(
+        r['keep_float']) > 0.7 * len(r['layers'])
+    init = {i.name: onnx.numpy_helper.to_array(i) for i in q.graph.initializer}
+    zero_points = [init[n.input[2]] for n in q.graph.node
+                   if n.op_type in ('QuantizeLinear', 'DequantizeLinear')]
+    # one Q / DQ pair per activation, a DQ per weight; biases float
+    assert len(zero_points) >= 2 * r['qdq']['quantized_conv']
+    assert all(z.dtype == np.int8 and not z.any() for z in zero_points)
+    assert r['partial_error'] < r['full_int8_error']
+    # the quantized part before the plugin against the FP32 one
+    parts = []
+    for name, model_file in (('q', trt_int8['onnx']),
+                             ('f', osp.join(trt_int8['work'],
+                                            'end2end_fp32.onnx'))):
+        part = str(tmp_path / f'{name}.onnx')
+        split_plugin_nms(model_file, part)
+        parts.append(ort.InferenceSession(
+            part, providers=['CPUExecutionProvider']))
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 224, 224)).astype(
+        np.float32)
+    (qb, qs_), (fb, fs) = (s.run(None, {'input': x}) for s in parts)
+    assert qb.shape == fb.shape and qs_.shape == fs.shape == (1, qb.shape[1],
+                                                              5)
+    assert np.abs(qs_ - fs).max() < 0.2
+    assert np.abs(qs_ - fs).mean() < 0.02
+    # no temporary folder left behind
+    assert not [n for n in os.listdir(trt_int8['work']) if n.startswith('.')]
+
+
+def test_tensorrt_int8_engine(qs, trt_int8, deploy_mod, tmp_path):
+    """Build the explicit INT8 engine from the QDQ file and compare its
+    detections on a val image with the same QDQ graph run on the CPU (ONNX
+    Runtime before the plugin, the plugin's reference after it); GPU only."""
+    missing = gpu_missing()
+    if missing:
+        pytest.skip(f'TensorRT INT8 engine test needs {missing}')
+    import onnxruntime as ort
+    from damoyolo_mm.deploy.quantization import (build_calib_dataset,
+                                                 calib_inputs,
+                                                 split_plugin_nms)
+    engine = deploy_mod.build_trt_engine(trt_int8['cfg'], trt_int8['onnx'],
+                                         trt_int8['work'], log=print)
+    ds = build_calib_dataset(qs['model_cfg'])  # the val split
+    x = calib_inputs(ds, trt_int8['cfg'], qs['model_cfg'], 1)[0]
+    out = deploy_mod.TRTRunner(engine)(torch.from_numpy(x).cuda())
+    part = str(tmp_path / 'before_nms.onnx')
+    split_plugin_nms(trt_int8['onnx'], part)
+    boxes, scores = ort.InferenceSession(
+        part, providers=['CPUExecutionProvider']).run(None, {'input': x})
+    tc = qs['model_cfg'].model.test_cfg
+    n, db, ds_, dc = deploy_mod.EfficientNMSOp.apply(
+        torch.from_numpy(boxes), torch.from_numpy(scores),
+        tc.nms.iou_threshold, tc.score_thr, tc.max_per_img)
+    k, k_ref = int(out['num_dets'][0, 0]), int(n[0, 0])
+    assert k > 0 and k_ref > 0
+    # the best detection: same class, box within 2 px, score within 0.05
+    assert int(out['det_classes'][0, 0]) == int(dc[0, 0])
+    assert (out['det_boxes'][0, 0].float().cpu() - db[0, 0]).abs().max() < 2
+    assert abs(float(out['det_scores'][0, 0]) - float(ds_[0, 0])) < 0.05
+
+
+# ----------------------------------------------------------------------
 # bad input
 # ----------------------------------------------------------------------
 def _export(qs, deploy_mod, work, cfg=None, calib=None, **kw):
@@ -251,11 +352,20 @@ def test_bad_calib_config(deploy_mod, key, value, match):
 
 def test_int8_config_for_uninstalled_backend(deploy_mod, monkeypatch):
     import sys
+
+    import onnxruntime as ort
     monkeypatch.setitem(sys.modules, 'openvino', None)
     with pytest.raises(ImportError, match='pip install'):
         deploy_mod.check_backend_available('openvino', precision='int8')
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)
     with pytest.raises(ImportError, match='onnxruntime'):
         deploy_mod.check_backend_available('onnxruntime', precision='int8')
-    with pytest.raises(ValueError, match='TensorRT'):
+    with pytest.raises(ImportError, match='onnxruntime'):
         deploy_mod.check_backend_available('tensorrt', precision='int8')
+    monkeypatch.setitem(sys.modules, 'onnxruntime', ort)
+    monkeypatch.setitem(sys.modules, 'tensorrt', None)
+    with pytest.raises(ImportError, match='tensorrt'):
+        deploy_mod.check_backend_available('tensorrt', precision='int8')
+    # the QDQ file alone (no engine) needs no TensorRT
+    deploy_mod.check_backend_available('tensorrt', build_engine=False,
+                                       precision='int8')

@@ -4,31 +4,19 @@ The ONNX checks run everywhere. Building FP16 engines and comparing them
 with ONNX Runtime needs the ``tensorrt`` package (>= 10) and an NVIDIA GPU;
 without them those tests skip saying what is missing.
 """
-import importlib.util
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
 from deploy_helpers import (VARIANTS, add_nms_inputs_as_outputs,
-                            build_fused_model, match_detections,
-                            reference_nms)
+                            build_fused_model, gpu_missing,
+                            match_detections, reference_nms)
 
 TRT_CFG = {
     'Ns': 'configs/deploy/detection_tensorrt-fp16_static-416x416_nano.py',
     'T': 'configs/deploy/detection_tensorrt-fp16_static-640x640.py',
 }
-
-
-def _gpu_missing():
-    """Why the TensorRT engine tests cannot run here, or None."""
-    missing = []
-    if importlib.util.find_spec('tensorrt') is None:
-        missing.append('the tensorrt package (pip install "tensorrt>=10,<11")')
-    if not torch.cuda.is_available():
-        missing.append('an NVIDIA GPU with CUDA (torch.cuda.is_available() '
-                       f'is False for torch {torch.__version__})')
-    return ' and '.join(missing) or None
 
 
 @pytest.fixture(scope='module')
@@ -138,7 +126,7 @@ def test_efficient_nms_reference_forward(deploy_mod):
 def test_tensorrt_fp16_engine_matches_onnxruntime(deploy_mod, golden_dir,
                                                   tmp_path, variant):
     """Build the FP16 engine and compare it with ONNX Runtime (GPU only)."""
-    missing = _gpu_missing()
+    missing = gpu_missing()
     if missing:
         pytest.skip(f'TensorRT engine test needs {missing}')
     deploy_mod.check_tensorrt(fp16=True)

@@ -15,4 +15,6 @@ calib_config = dict(
     keep_float='auto',  # or the number of most sensitive convs kept float
     sensitivity_images=8,  # calibration images of the sensitivity analysis
     auto_error_ratio=0.5,  # 'auto': error <= 0.5 x the full-INT8 error
-    auto_max_float_ratio=0.25)  # 'auto': at most 1/4 of the convs float
+    auto_max_float_ratio=0.25,  # 'auto': at most 1/4 of the convs float
+    symmetric=False,  # True (TensorRT): INT8 activations with zero point 0
+    quantize_bias=True)  # False (TensorRT): biases stay float
