@@ -206,3 +206,35 @@ def test_distilled_detection_loss_keeps_up_with_baseline(demo_pair):
     print(f'detection loss after {ITERS} iterations: baseline {base:.4f}, '
           f'distilled (default) {distilled:.4f}')
     assert distilled <= base * (1 + DET_LOSS_MARGIN), (base, distilled)
+
+
+def test_heterogeneous_pair_trains_within_the_bound(repo_root, tmp_path):
+    """The demo's heterogeneous pair (configs/distill/
+    damoyolo_demo_res_distill_from_csp.py): CSP (M-style, SiLU) teacher with
+    64/128/256 neck channels, residual (T-style, ReLU) student with
+    32/64/128. The align convolutions map the widths, the default bound
+    holds at every level, the teacher does not move."""
+    dist = _cfg(repo_root, 'damoyolo_demo_res_distill_from_csp.py')
+    torch.manual_seed(0)
+    teacher = MODELS.build(
+        _cfg(repo_root, 'damoyolo_demo_csp_teacher.py').model)
+    assert type(teacher.backbone).__name__ == 'TinyNASCSP'
+    ckpt = str(tmp_path / 'csp.pth')
+    torch.save({'meta': {}, 'state_dict': teacher.state_dict()}, ckpt)
+    model = _distiller(dist, ckpt, dist.model.balance, loss_weight=10.)
+    assert type(model.student.backbone).__name__ == 'TinyNASRes'
+    aligns = [m for m in model.distill_loss.modules()
+              if isinstance(m, torch.nn.Conv2d)]
+    assert [(m.in_channels, m.out_channels) for m in aligns] == [
+        (32, 64), (64, 128), (128, 256)]
+    before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    model.train()
+    optim = build_optim_wrapper(model, dist.optim_wrapper)
+    r = dist.model.balance['max_ratio']
+    for data in _batches(model, 2):
+        ratios = _feature_ratios(model, data)
+        assert max(ratios) <= r * (1 + 1e-4), ratios
+        optim.step()
+        optim.zero_grad()
+    for k, v in model.teacher.state_dict().items():
+        assert torch.equal(v, before[k]), k
