@@ -6,16 +6,19 @@
 #   teacher, all with the quickstart recipe, and print the three bbox APs.
 #   The student is distilled with the default of the distillation configs
 #   (gradient balance, docs/distill.md).
-# Usage: bash tools/distill_demo.sh [WORK_DIR] [--baseline CKPT]
+# Usage: bash tools/distill_demo.sh [WORK_DIR] [--baseline CKPT] [--seed N]
 #   WORK_DIR defaults to work_dirs/distill_demo. The baseline is the quickstart
 #   model: pass the checkpoint of a finished `bash tools/quickstart.sh` to
-#   skip training it again.
+#   skip training it again. --seed N (default 0, the configs' seed) trains
+#   both students with seed N; the teacher keeps seed 0 and is reused from
+#   WORK_DIR/teacher when it is already there.
 # Expects the environment of tools/setup_env.sh (./.venv).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 WORK=work_dirs/distill_demo
 BASELINE=""
+SEED=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --baseline)
@@ -24,7 +27,13 @@ while [ $# -gt 0 ]; do
                 exit 2
             fi
             BASELINE="$2"; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --seed)
+            if [ $# -lt 2 ] || ! [[ "$2" =~ ^[0-9]+$ ]]; then
+                echo "error: --seed needs a non-negative integer, got '${2:-}'" >&2
+                exit 2
+            fi
+            SEED="$2"; shift 2 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) WORK="$1"; shift ;;
     esac
 done
@@ -39,24 +48,34 @@ CFG=configs/distill
 SECONDS=0
 "$PY" tools/misc/gen_demo_data.py --out-dir data/demo
 
-# 1. teacher
-"$PY" tools/train.py $CFG/damoyolo_demo_nm_teacher.py --work-dir "$WORK/teacher"
-TEACHER="$(cat "$WORK/teacher/last_checkpoint")"
+# 1. teacher (reused when a finished one is in WORK_DIR/teacher)
+TEACHER=""
+if [ -f "$WORK/teacher/last_checkpoint" ]; then
+    TEACHER="$(cat "$WORK/teacher/last_checkpoint")"
+    [ -f "$TEACHER" ] && echo "reusing the teacher $TEACHER" || TEACHER=""
+fi
+if [ -z "$TEACHER" ]; then
+    "$PY" tools/train.py $CFG/damoyolo_demo_nm_teacher.py --work-dir "$WORK/teacher"
+    TEACHER="$(cat "$WORK/teacher/last_checkpoint")"
+fi
 # 2. distilled student, then the plain student checkpoint from it
+S="seed$SEED"
 "$PY" tools/train.py $CFG/damoyolo_demo_ns_distill_from_nm.py \
-    --work-dir "$WORK/student_distilled" --cfg-options "teacher_ckpt=$TEACHER"
-"$PY" tools/extract_student.py "$(cat "$WORK/student_distilled/last_checkpoint")" \
-    "$WORK/student_distilled.pth" --check-config $CFG/damoyolo_demo_ns.py
+    --work-dir "$WORK/student_distilled_$S" \
+    --cfg-options "teacher_ckpt=$TEACHER" "randomness.seed=$SEED"
+"$PY" tools/extract_student.py "$(cat "$WORK/student_distilled_$S/last_checkpoint")" \
+    "$WORK/student_distilled_$S.pth" --check-config $CFG/damoyolo_demo_ns.py
 # 3. baseline: the same student without a teacher
 if [ -z "$BASELINE" ]; then
-    "$PY" tools/train.py $CFG/damoyolo_demo_ns.py --work-dir "$WORK/student_baseline"
-    BASELINE="$(cat "$WORK/student_baseline/last_checkpoint")"
+    "$PY" tools/train.py $CFG/damoyolo_demo_ns.py --work-dir "$WORK/student_baseline_$S" \
+        --cfg-options "randomness.seed=$SEED"
+    BASELINE="$(cat "$WORK/student_baseline_$S/last_checkpoint")"
 fi
 
 # evaluate the three on the val split; keep each CocoMetric summary
 declare -A AP
 for run in teacher:$CFG/damoyolo_demo_nm_teacher.py:$TEACHER \
-           student_distilled:$CFG/damoyolo_demo_ns.py:$WORK/student_distilled.pth \
+           student_distilled:$CFG/damoyolo_demo_ns.py:$WORK/student_distilled_$S.pth \
            student_baseline:$CFG/damoyolo_demo_ns.py:$BASELINE; do
     IFS=: read -r name config ckpt <<< "$run"
     "$PY" tools/test.py "$config" "$ckpt" --work-dir "$WORK/test_$name" \
@@ -65,7 +84,7 @@ for run in teacher:$CFG/damoyolo_demo_nm_teacher.py:$TEACHER \
 done
 echo
 echo "distillation demo finished in $((SECONDS / 60)) min $((SECONDS % 60)) s"
-echo "bbox mAP / AP50 on data/demo val:"
+echo "bbox mAP / AP50 on data/demo val (students: seed $SEED):"
 printf '  %-28s %s\n' "teacher Nm" "${AP[teacher]}" \
     "student Ns, distilled" "${AP[student_distilled]}" \
     "student Ns, no teacher" "${AP[student_baseline]}"
