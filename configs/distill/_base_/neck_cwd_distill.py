@@ -5,7 +5,8 @@
 # gradient reaching the student's neck outputs down to at most `max_ratio`
 # times the detection gradient there (per level, L2 norm), for any optimizer.
 # `balance=None` is the exact official distillation:
-#   --cfg-options model.balance=None A distillation config lists this file beside its student config:
+#   --cfg-options model.balance=None
+# A distillation config lists this file beside its student config:
 #   model = dict(_base_.distiller, _delete_=True, student=_base_.model,
 #                teacher_cfg=...)
 #   custom_hooks = _base_.custom_hooks + _base_.distill_hooks
