@@ -76,7 +76,7 @@ class _Spy:
         from damoyolo_mm.datasets.transforms import SADA, DAMOYOLOMixUp
         self.mixup, self.sada, self._ops = [], [], []
         mix_tf, sada_tf = DAMOYOLOMixUp.transform, SADA.transform
-        color_op, geo_op = SADA._color_op, SADA._geometric_op
+        color_op, geo_op = SADA._color_boxes, SADA._geometric_plan
 
         def mixup(tf, results):
             self.mixup.append(
@@ -93,18 +93,18 @@ class _Spy:
                  len(out['gt_bboxes']) > n))
             return out
 
-        def color(tf, img, boxes, op, splits):
+        def color(tf, boxes, op, splits):
             self._ops.append(op[0])
-            return color_op(tf, img, boxes, op, splits)
+            return color_op(tf, boxes, op, splits)
 
-        def geo(tf, img, boxes, op, splits):
+        def geo(tf, shape, boxes, op, splits):
             self._ops.append(op[0])
-            return geo_op(tf, img, boxes, op, splits)
+            return geo_op(tf, shape, boxes, op, splits)
 
         monkeypatch.setattr(DAMOYOLOMixUp, 'transform', mixup)
         monkeypatch.setattr(SADA, 'transform', sada)
-        monkeypatch.setattr(SADA, '_color_op', color)
-        monkeypatch.setattr(SADA, '_geometric_op', geo)
+        monkeypatch.setattr(SADA, '_color_boxes', color)
+        monkeypatch.setattr(SADA, '_geometric_plan', geo)
 
 
 def run_pipeline():
@@ -126,6 +126,70 @@ def run_pipeline():
     finally:
         cv2.setNumThreads(threads)
     return full, tail
+
+
+# every colour and geometric operation, high probabilities (SADA's
+# autoaug_params layout: 4 unused, 5 x (colour, p x10, level, geometric,
+# p x10, level), Gaussian size indexes and geometric scale weights)
+ALL_OPS_POLICY = (0, 0, 0, 0,
+                  0, 8, 5, 3, 5, 6,
+                  1, 8, 3, 1, 5, 4,
+                  4, 8, 7, 4, 5, 9,
+                  6, 8, 9, 5, 5, 3,
+                  5, 8, 9, 0, 5, 0,
+                  2, 5, 9, 1, 1, 1)
+SADA_SIZE = (240, 320)  # (h, w) of the images of run_sada
+
+
+def run_sada():
+    """Digests of SADA alone (default and all-operations policies) on
+    larger images with many boxes of all scales."""
+    from mmdet.structures.bbox import HorizontalBoxes
+
+    from damoyolo_mm.datasets.transforms import SADA
+    rng = np.random.default_rng(0)
+    np.random.seed(0)
+    digests = []
+    for t in (SADA(ramp=False, box_prob=0.5),
+              SADA(ramp=False, box_prob=0.6, autoaug_params=ALL_OPS_POLICY)):
+        for _ in range(100):
+            h, w = SADA_SIZE
+            n = int(rng.integers(1, 9))
+            side = rng.uniform(4, [w * .6, h * .6], size=(n, 2))
+            xy = rng.uniform(-8, [w, h], size=(n, 2)) - side / 2
+            boxes = np.concatenate([xy, xy + side], 1).astype(np.float32)
+            # smooth content plus noise: colour operations change it
+            small = rng.integers(0, 256, (6, 8, 3)).astype(np.uint8)
+            img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+            img = np.clip(img + rng.integers(-20, 21, img.shape), 0,
+                          255).astype(np.uint8)
+            out = t(dict(img=img, img_shape=(h, w),
+                         gt_bboxes=HorizontalBoxes(boxes),
+                         gt_bboxes_labels=np.arange(n),
+                         gt_ignore_flags=np.zeros(n, bool)))
+            d = hashlib.sha256(out['img'].tobytes())
+            d.update(out['gt_bboxes'].numpy().tobytes())
+            d.update(out['gt_bboxes_labels'].astype(np.int64).tobytes())
+            digests.append(d.hexdigest())
+    return digests
+
+
+def test_sada_output_is_pinned(monkeypatch):
+    spy = _Spy(monkeypatch)
+    digests = run_sada()
+    with open(HASHES) as f:
+        ref = json.load(f)
+    bad = [i for i, (a, b) in enumerate(zip(digests, ref['sada'])) if a != b]
+    assert not bad and len(digests) == len(ref['sada']), \
+        f"SADA: samples {bad} differ (recorded with {ref['versions']}, " \
+        f'running {_versions()})'
+    ops = collections.Counter(op for o, _, _ in spy.sada for op in o)
+    for op in ('AutoContrast', 'Equalize', 'Contrast', 'Sharpness',
+               'Brightness', 'SolarizeAdd', 'Color', 'shearY', 'shearX',
+               'rotate', 'translateX', 'translateY', 'hflip'):
+        assert ops[op] >= 3, ops
+    assert sum(ch for _, ch, _ in spy.sada) >= 80
+    assert sum(added for _, _, added in spy.sada) >= 5
 
 
 def test_train_pipeline_output_is_pinned(monkeypatch):
@@ -171,10 +235,11 @@ if __name__ == '__main__':
     from damoyolo_mm.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     full, tail = run_pipeline()
+    sada = run_sada()
     tmp = HASHES + '.tmp'
     with open(tmp, 'w') as f:
-        json.dump(dict(versions=_versions(), full=full, tail=tail), f,
-                  indent=1)
+        json.dump(dict(versions=_versions(), full=full, tail=tail,
+                       sada=sada), f, indent=1)
         f.write('\n')
     import os
     os.replace(tmp, HASHES)
