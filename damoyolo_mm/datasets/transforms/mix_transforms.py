@@ -343,11 +343,8 @@ class DAMOYOLOMixUp(MixUp):
         scale_ratio *= jit_factor
         out_img = mmcv.imresize(out_img, (int(out_img.shape[1] * jit_factor),
                                           int(out_img.shape[0] * jit_factor)))
-        # 4. flip
-        if is_flip:
-            out_img = out_img[:, ::-1, :]
-
-        # 5. random crop of the pad_val canvas holding out_img (uint8)
+        # 5. random crop of the pad_val canvas holding out_img (flipped in
+        # 4.), cast to uint8 (truncation) before the flip
         ori_img = results['img']
         origin_h, origin_w = out_img.shape[:2]
         target_h, target_w = ori_img.shape[:2]
@@ -358,11 +355,20 @@ class DAMOYOLOMixUp(MixUp):
         if max(origin_w, target_w) > target_w:
             x_offset = np.random.randint(0,
                                          max(origin_w, target_w) - target_w)
-        fill = np.array(self.pad_val, np.float64).astype(np.uint8)
-        cropped = np.full((target_h, target_w, 3), fill, np.uint8)
-        part = out_img[y_offset:y_offset + target_h,
-                       x_offset:x_offset + target_w]
-        cropped[:part.shape[0], :part.shape[1]] = part  # unsafe cast
+        x_end = min(x_offset + target_w, origin_w)
+        if is_flip:  # column x of the flipped image is origin_w - 1 - x
+            part = out_img[y_offset:y_offset + target_h,
+                           origin_w - x_end:origin_w - x_offset]
+            part = cv2.flip(part.astype(np.uint8), 1)  # 1: around the y axis
+        else:
+            part = out_img[y_offset:y_offset + target_h, x_offset:x_end]
+            part = part.astype(np.uint8)
+        if part.shape[:2] == (target_h, target_w):
+            cropped = part
+        else:
+            fill = np.array(self.pad_val, np.float64).astype(np.uint8)
+            cropped = np.full((target_h, target_w, 3), fill, np.uint8)
+            cropped[:part.shape[0], :part.shape[1]] = part
 
         # 6.-7. boxes (as mmdet)
         retrieve_gt_bboxes = retrieve['gt_bboxes']
