@@ -94,17 +94,20 @@ class DAMOYOLOMosaic(Mosaic):
         assert 'mix_results' in results
         img = results['img']
         w, h = int(self.img_scale[0]), int(self.img_scale[1])
-        mosaic_img = np.full((h * 2, w * 2) + img.shape[2:], self.pad_val,
-                             dtype=img.dtype)
         center = (int(np.random.uniform(*self.center_ratio_range) * w),
                   int(np.random.uniform(*self.center_ratio_range) * h))
         patches = [results] + list(results['mix_results'][:3])
+        places = [
+            self._mosaic_combine(loc, center, patch['img'].shape[:2][::-1])
+            for loc, patch in zip(('top_left', 'top_right', 'bottom_left',
+                                   'bottom_right'), patches)
+        ]
+        mosaic_img = self._canvas((h * 2, w * 2) + img.shape[2:], img.dtype,
+                                  [p for p, _ in places])
         bboxes, labels, ignore = [], [], []
-        for loc, patch in zip(('top_left', 'top_right', 'bottom_left',
-                               'bottom_right'), patches):
+        for patch, place in zip(patches, places):
             img_i = patch['img']
-            (x1_p, y1_p, x2_p, y2_p), (x1_c, y1_c, x2_c, y2_c) = \
-                self._mosaic_combine(loc, center, img_i.shape[:2][::-1])
+            (x1_p, y1_p, x2_p, y2_p), (x1_c, y1_c, x2_c, y2_c) = place
             mosaic_img[y1_p:y2_p, x1_p:x2_p] = img_i[y1_c:y2_c, x1_c:x2_c]
             boxes = patch['gt_bboxes'].clone()
             boxes.translate_([x1_p - x1_c, y1_p - y1_c])
@@ -121,6 +124,27 @@ class DAMOYOLOMosaic(Mosaic):
         results['gt_bboxes_labels'] = np.concatenate(labels, 0)[inside]
         results['gt_ignore_flags'] = np.concatenate(ignore, 0)[inside]
         return results
+
+    def _canvas(self, shape, dtype, pasted) -> np.ndarray:
+        """The mosaic canvas with ``pad_val`` wherever no sub-image will be
+        pasted: only the strips around the pasted rectangles
+        ``(x1, y1, x2, y2)`` are filled when they tile their bounding
+        rectangle (always for stretched sub-images)."""
+        x1 = min(p[0] for p in pasted)
+        y1 = min(p[1] for p in pasted)
+        x2 = max(p[2] for p in pasted)
+        y2 = max(p[3] for p in pasted)
+        areas = sum(max(p[2] - p[0], 0) * max(p[3] - p[1], 0)
+                    for p in pasted)
+        if areas != (x2 - x1) * (y2 - y1) or x1 < 0 or y1 < 0 or \
+                y2 > shape[0] or x2 > shape[1]:
+            return np.full(shape, self.pad_val, dtype=dtype)
+        canvas = np.empty(shape, dtype)
+        canvas[:y1] = self.pad_val
+        canvas[y2:] = self.pad_val
+        canvas[y1:y2, :x1] = self.pad_val
+        canvas[y1:y2, x2:] = self.pad_val
+        return canvas
 
     def __repr__(self) -> str:
         return super().__repr__()[:-1] + f', keep_ratio={self.keep_ratio})'
