@@ -61,7 +61,7 @@ class DAMOYOLOMixDataset(MultiImageMixDataset):
                 results = transform(results)
                 if results is None:
                     raise RuntimeError(
-                        f'{transform_type} returned None in '
+                        f'{type(transform).__name__} returned None in '
                         f'{type(self).__name__}; remove its type from '
                         'NEVER_NONE in damoyolo_mm/datasets/mix_dataset.py')
             else:
