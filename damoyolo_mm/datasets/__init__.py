@@ -4,9 +4,10 @@ from .coco_checked import (BadAnnotationError, BadImageError,
 from .coco_subset import coco_subset
 from .demo_data import (DEMO_CLASSES, DEMO_DATA_ROOT, demo_dataset_exists,
                         generate_demo_dataset)
+from .mix_dataset import DAMOYOLOMixDataset
 
 __all__ = [
     'DEMO_CLASSES', 'DEMO_DATA_ROOT', 'demo_dataset_exists',
     'generate_demo_dataset', 'DAMOYOLOCocoDataset', 'BadImageError',
-    'BadAnnotationError', 'coco_subset'
+    'BadAnnotationError', 'coco_subset', 'DAMOYOLOMixDataset'
 ]

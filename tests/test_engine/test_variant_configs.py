@@ -55,7 +55,7 @@ def test_recipe_values(variant):
     assert pre.mean == [0, 0, 0] and pre.std == [1, 1, 1] and pre.bgr_to_rgb
 
     train = cfg.train_dataloader.dataset
-    assert train.type == 'MultiImageMixDataset'
+    assert train.type == 'DAMOYOLOMixDataset'
     assert train.dataset.type == 'DAMOYOLOCocoDataset'
     assert cfg.val_dataloader.dataset.type == 'DAMOYOLOCocoDataset'
     p = train.pipeline
@@ -168,7 +168,7 @@ def test_few_iterations_reduce_the_loss(variant, demo_data_root, one_thread):
 
 def test_runner_with_all_recipe_hooks(demo_data_root, tmp_path, one_thread):
     """Nano config under mmengine's Runner at a tiny size: auto-scaled lr,
-    EMA, pipeline switch on the MultiImageMixDataset, SADA progress."""
+    EMA, pipeline switch on the DAMOYOLOMixDataset, SADA progress."""
     cfg = _cfg('ns')
     cfg.model.bbox_head.num_classes = len(CLASSES)
     small = (96, 96)

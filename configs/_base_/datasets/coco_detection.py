@@ -79,7 +79,8 @@ train_dataloader = dict(
     pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='MultiImageMixDataset',
+        # mmdet's MultiImageMixDataset without its deep copies
+        type='DAMOYOLOMixDataset',
         dataset=dict(
             type=dataset_type,
             data_root=data_root,

@@ -59,6 +59,22 @@ _WINDOW_RATIOS = (0.2, 0.4, 0.6, 0.8, 1.0, 2., 4., 6., 8., 10.)
 _MAX_LEVEL = 10.
 # fill value of rotated / sheared crops (RGB, 0..255)
 _FILL_RGB = (102, 115, 122)
+# colour operations whose value at a pixel depends only on that pixel
+_PIXELWISE_COLOR_OPS = ('SolarizeAdd', 'Color', 'Brightness')
+# below this window sum a colour operation (values in [0, 1]) moves a uint8
+# pixel by less than 0.4 before rounding: the pixel keeps its value
+_COLOR_THRESHOLD = 0.4 / 255.
+
+
+def _uint8_round_trip() -> bool:
+    """Whether every uint8 value survives SADA's float conversion and back
+    (``round(float32(x) / 255 * 255) == x``)."""
+    x = np.arange(256, dtype=np.uint8)
+    back = np.clip(np.round((x.astype(np.float32) / 255.) * 255.), 0, 255)
+    return bool(np.array_equal(back.astype(np.uint8), x))
+
+
+_UINT8_ROUND_TRIP = _uint8_round_trip()
 
 
 # --------------------------------------------------------------------------
@@ -156,31 +172,41 @@ def _apply_color_op(name: str, img: np.ndarray, level: float) -> np.ndarray:
 # --------------------------------------------------------------------------
 # Gaussian windows
 # --------------------------------------------------------------------------
-def _gaussian_window(height: int, width: int, center_y: float,
-                     center_x: float, sigma_y: float,
-                     sigma_x: float) -> np.ndarray:
-    """``exp(-(dy^2 / 2 sy^2 + dx^2 / 2 sx^2))`` on a ``height x width``
-    pixel grid (separable product)."""
+def _gaussian_factors(height: int, width: int, center_y: float,
+                      center_x: float, sigma_y: float,
+                      sigma_x: float) -> Tuple[np.ndarray, np.ndarray]:
+    """The row and column factors of :func:`_gaussian_window`."""
     ys = np.arange(height, dtype=np.float32) - np.float32(center_y)
     xs = np.arange(width, dtype=np.float32) - np.float32(center_x)
     with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
         gy = np.exp(-(ys**2) / np.float32(2. * sigma_y**2))
         gx = np.exp(-(xs**2) / np.float32(2. * sigma_x**2))
+    return gy, gx
+
+
+def _gaussian_window(height: int, width: int, center_y: float,
+                     center_x: float, sigma_y: float,
+                     sigma_x: float) -> np.ndarray:
+    """``exp(-(dy^2 / 2 sy^2 + dx^2 / 2 sx^2))`` on a ``height x width``
+    pixel grid (separable product)."""
+    gy, gx = _gaussian_factors(height, width, center_y, center_x, sigma_y,
+                               sigma_x)
     return np.nan_to_num(np.outer(gy, gx).astype(np.float32))
 
 
-def _scale_aware_windows(shape: Tuple[int, int], boxes: np.ndarray,
+def _scale_aware_factors(shape: Tuple[int, int], boxes: np.ndarray,
                          window_idx: Sequence[int],
-                         splits: Sequence[float]) -> np.ndarray:
-    """Sum of Gaussian windows over ``boxes`` (xyxy), clipped to [0, 1].
+                         splits: Sequence[float]) -> List[Tuple[np.ndarray,
+                                                                np.ndarray]]:
+    """Row and column factors of the Gaussian window of each box (xyxy).
 
     A box of area ``a`` gets a window of effective area ``r * a`` with ``r``
     chosen by its scale range, so that all small boxes get the same window
     area (``ratio[0] * splits[0]``).
     """
     height, width = shape
-    maps = np.zeros((height, width), np.float32)
     ratios = [_WINDOW_RATIOS[i] for i in window_idx]
+    factors = []
     for x1, y1, x2, y2 in boxes:
         h, w = y2 - y1, x2 - x1
         area = h * w
@@ -195,9 +221,66 @@ def _scale_aware_windows(shape: Tuple[int, int], boxes: np.ndarray,
         else:
             scale = ratios[2]
         radius = math.sqrt(scale * height * width / (2. * math.pi))
-        maps += _gaussian_window(height, width, y1 + (h // 2), x1 + (w // 2),
-                                 h / height * radius, w / width * radius)
+        factors.append(
+            _gaussian_factors(height, width, y1 + (h // 2), x1 + (w // 2),
+                              h / height * radius, w / width * radius))
+    return factors
+
+
+def _windows_from_factors(shape: Tuple[int, int],
+                          factors: List[Tuple[np.ndarray, np.ndarray]],
+                          rows: slice = slice(None),
+                          cols: slice = slice(None)) -> np.ndarray:
+    """``rows x cols`` part of the sum of the windows, clipped to [0, 1]
+    (each element as in the full map: products and sums are elementwise,
+    in box order)."""
+    height, width = shape
+    n_rows = len(range(*rows.indices(height)))
+    n_cols = len(range(*cols.indices(width)))
+    maps = np.zeros((n_rows, n_cols), np.float32)
+    for gy, gx in factors:
+        maps += np.nan_to_num(
+            np.outer(gy[rows], gx[cols]).astype(np.float32))
     return np.clip(maps, 0., 1.)
+
+
+def _scale_aware_windows(shape: Tuple[int, int], boxes: np.ndarray,
+                         window_idx: Sequence[int],
+                         splits: Sequence[float]) -> np.ndarray:
+    """Sum of Gaussian windows over ``boxes`` (xyxy), clipped to [0, 1]
+    (see :func:`_scale_aware_factors`)."""
+    return _windows_from_factors(
+        shape, _scale_aware_factors(shape, boxes, window_idx, splits))
+
+
+def _significant_rect(factors: List[Tuple[np.ndarray, np.ndarray]],
+                      threshold: float) -> Optional[Tuple[int, int, int,
+                                                           int]]:
+    """``(r1, r2, c1, c2)``: outside this rectangle the sum of the windows
+    is below ``threshold`` (None: everywhere). Outside the rectangle of a
+    box, its row or its column factor is below ``threshold / n`` and the
+    other at most 1, so each of the ``n`` windows is below that."""
+    rect = None
+    limit = np.float32(threshold / max(len(factors), 1))
+    for gy, gx in factors:
+        rows = np.flatnonzero(~(gy < limit))  # NaN counts as significant
+        cols = np.flatnonzero(~(gx < limit))
+        if len(rows) == 0 or len(cols) == 0:
+            continue
+        rect = _union(rect, (int(rows[0]), int(rows[-1]) + 1, int(cols[0]),
+                             int(cols[-1]) + 1))
+    return rect
+
+
+def _union(a: Optional[Tuple[int, int, int, int]],
+           b: Optional[Tuple[int, int, int, int]]):
+    """Bounding rectangle ``(r1, r2, c1, c2)`` of two (None: empty)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]),
+            max(a[3], b[3]))
 
 
 def _paste_window(height: int, width: int) -> np.ndarray:
@@ -338,18 +421,23 @@ class SADA(BaseTransform):
         probs[~(areas > 0)] = 0.
         return probs
 
-    def _color_op(self, img, boxes, op, splits):
-        name, _, level = op
+    def _color_boxes(self, boxes, op, splits) -> np.ndarray:
+        """The boxes whose windows carry the colour operation ``op``
+        (random draws)."""
         probs = self._box_probs(boxes, self.color_weights, splits)
-        chosen = boxes[np.random.rand(len(boxes)) < probs]
-        augmented = _apply_color_op(name, img, level)
-        windows = _scale_aware_windows(img.shape[:2], chosen,
-                                       self.window_idx, splits)[..., None]
-        return img * (1. - windows) + augmented * windows
+        return boxes[np.random.rand(len(boxes)) < probs]
 
-    def _geometric_op(self, img, boxes, op, splits):
-        """Returns the image and the boxes added by a translation (with the
-        index of the box they copy)."""
+    def _geometric_plan(self, shape, boxes, op, splits):
+        """Draws the boxes moved by the geometric operation ``op`` and its
+        direction.
+
+        Returns:
+            tuple: ``(plan, added, added_src)``; ``plan`` is ``(name, angle,
+            shear, steps)`` with one ``(source, target)`` pair of rectangles
+            ``(r1, r2, c1, c2)`` per paste; ``added`` are the boxes added by
+            a translation and ``added_src`` the indexes of the boxes they
+            copy.
+        """
         name, _, level = op
         probs = self._box_probs(boxes, self.geo_weights, splits)
         chosen = np.nonzero(np.random.rand(len(boxes)) < probs)[0]
@@ -371,16 +459,14 @@ class SADA(BaseTransform):
             angle, shear = -angle, (-shear[0], -shear[1])
             shift = (-shift[0], -shift[1])
 
-        height, width = img.shape[:2]
-        out = img.copy()
-        added, added_src = [], []
+        height, width = shape
+        steps, added, added_src = [], [], []
         for i in chosen:
             x1, y1, x2, y2 = boxes[i]
             c1, r1 = int(max(x1, 0.)), int(max(y1, 0.))
             c2, r2 = int(min(x2, width)), int(min(y2, height))
             if c1 >= c2 or r1 >= r2:
                 continue
-            crop = img[r1:r2, c1:c2]
             if name in ('translateX', 'translateY'):
                 dx = int(np.clip(c2 + shift[0], 0, width)) - c2
                 dy = int(np.clip(r2 + shift[1], 0, height)) - r2
@@ -399,17 +485,32 @@ class SADA(BaseTransform):
                 dc2, dr2 = min(c2 + dx, width), min(r2 + dy, height)
                 if dc1 >= dc2 or dr1 >= dr2:
                     continue
-                src = crop[dr1 - (r1 + dy):dr2 - (r1 + dy),
-                           dc1 - (c1 + dx):dc2 - (c1 + dx)]
-                r1, r2, c1, c2 = dr1, dr2, dc1, dc2
+                steps.append(((dr1 - dy, dr2 - dy, dc1 - dx, dc2 - dx),
+                              (dr1, dr2, dc1, dc2)))
+            else:
+                steps.append(((r1, r2, c1, c2), (r1, r2, c1, c2)))
+        return (name, angle, shear, steps), added, added_src
+
+    def _paste(self, img: np.ndarray, plan, origin=(0, 0)) -> np.ndarray:
+        """Run ``plan`` on ``img``, a float RGB part of the image whose
+        top-left pixel is ``origin`` (row, column) in the image and which
+        holds every rectangle of the plan."""
+        name, angle, shear, steps = plan
+        oy, ox = origin
+        out = img.copy()
+        for (sr1, sr2, sc1, sc2), (r1, r2, c1, c2) in steps:
+            crop = img[sr1 - oy:sr2 - oy, sc1 - ox:sc2 - ox]
+            if name in ('translateX', 'translateY'):
+                src = crop
             elif name == 'hflip':
                 src = crop[:, ::-1]
             else:
                 src = self._affine_crop(crop, angle, shear)
             window = _paste_window(r2 - r1, c2 - c1)[..., None]
-            out[r1:r2, c1:c2] = (window * src +
-                                 (1. - window) * out[r1:r2, c1:c2])
-        return out, added, added_src
+            target = out[r1 - oy:r2 - oy, c1 - ox:c2 - ox]
+            out[r1 - oy:r2 - oy, c1 - ox:c2 - ox] = (
+                window * src + (1. - window) * target)
+        return out
 
     @staticmethod
     def _affine_crop(crop: np.ndarray, angle: float,
@@ -432,8 +533,36 @@ class SADA(BaseTransform):
             borderValue=fill)
 
     # ------------------------------------------------------------------
+    def _to_float(self, img: np.ndarray) -> np.ndarray:
+        """RGB float32 in [0, 1] (contiguous)."""
+        work = img.astype(np.float32) / 255.
+        if self.img_channel_order == 'bgr':
+            work = work[..., ::-1]
+        return np.ascontiguousarray(work)
+
+    def _from_float(self, work: np.ndarray, dtype) -> np.ndarray:
+        if self.img_channel_order == 'bgr':
+            work = work[..., ::-1]
+        work = work * 255.
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            work = np.clip(np.round(work), info.min, info.max)
+        return np.ascontiguousarray(work.astype(dtype))
+
     def transform(self, results: Dict) -> Dict:
-        """Apply one randomly drawn sub-policy to ``results``."""
+        """Apply one randomly drawn sub-policy to ``results``.
+
+        The colour operation is blended in as ``img * (1 - w) + op(img) *
+        w`` and the geometric one pastes crops, in float32 RGB in [0, 1].
+        For uint8 images only the part of the image that can change is
+        converted to float and back (the output is the same as converting
+        the whole image): uint8 values survive the round trip
+        (``_UINT8_ROUND_TRIP``); with no box drawn an operation changes
+        nothing; outside the pasted rectangles the geometric operation
+        changes nothing; where the window sum ``w`` is below
+        ``_COLOR_THRESHOLD`` (< 0.5 / 255) the blended value rounds back to
+        the input since colour operations stay in [0, 1].
+        """
         img = results['img']
         gt = results.get('gt_bboxes')
         is_box_obj = isinstance(gt, BaseBoxes)
@@ -453,27 +582,47 @@ class SADA(BaseTransform):
         if not (apply_color or apply_geo):
             return results
 
-        height, width = img.shape[:2]
+        shape = height, width = img.shape[:2]
         ratio = min(height, width) / 800.
         splits = [s * ratio for s in self.scale_splits]
-        work = img.astype(np.float32) / 255.
-        if self.img_channel_order == 'bgr':
-            work = work[..., ::-1]
-        work = np.ascontiguousarray(work)
-        added, added_src = [], []
-        if apply_color:
-            work = self._color_op(work, boxes, policy[0], splits)
-        if apply_geo:
-            work, added, added_src = self._geometric_op(
-                work, boxes, policy[1], splits)
+        color_boxes = self._color_boxes(boxes, policy[0], splits) \
+            if apply_color else boxes[:0]
+        plan, added, added_src = self._geometric_plan(
+            shape, boxes, policy[1], splits) if apply_geo else (None, [], [])
+        factors = _scale_aware_factors(shape, color_boxes, self.window_idx,
+                                       splits)
 
-        if self.img_channel_order == 'bgr':
-            work = work[..., ::-1]
-        work = work * 255.
-        if np.issubdtype(img.dtype, np.integer):
-            info = np.iinfo(img.dtype)
-            work = np.clip(np.round(work), info.min, info.max)
-        results['img'] = np.ascontiguousarray(work.astype(img.dtype))
+        if img.dtype == np.uint8 and _UINT8_ROUND_TRIP:
+            rect = None  # the part that can change
+            if factors:
+                rect = _significant_rect(factors, _COLOR_THRESHOLD)
+            for source, target in plan[3] if plan else []:
+                rect = _union(_union(rect, source), target)
+        else:  # other types: the whole image, always
+            rect = (0, height, 0, width)
+        if rect is not None:
+            r1, r2, c1, c2 = rect
+            rows, cols = slice(r1, r2), slice(c1, c2)
+            work = self._to_float(img[rows, cols])
+            if apply_color and (factors or img.dtype != np.uint8):
+                name, _, level = policy[0]
+                if name in _PIXELWISE_COLOR_OPS:
+                    augmented = _apply_color_op(name, work, level)
+                else:
+                    augmented = _apply_color_op(
+                        name, self._to_float(img), level)[rows, cols]
+                windows = _windows_from_factors(shape, factors, rows,
+                                                cols)[..., None]
+                work = work * (1. - windows) + augmented * windows
+            if plan is not None:
+                work = self._paste(work, plan, origin=(r1, c1))
+            work = self._from_float(work, img.dtype)
+            if (r1, r2, c1, c2) == (0, height, 0, width):
+                results['img'] = work
+            else:
+                out = img.copy()  # C order
+                out[rows, cols] = work
+                results['img'] = out
 
         if added:
             if 'gt_masks' in results:
