@@ -117,8 +117,8 @@ MODEL_FOR = {
 
 def test_deploy_configs(deploy_mod):
     # onnxruntime x4, openvino x2, int8 (onnxruntime, openvino) x4,
-    # tensorrt x2
-    assert len(DEPLOY_CFGS) == 12, DEPLOY_CFGS
+    # tensorrt fp16 x2, tensorrt int8 x2
+    assert len(DEPLOY_CFGS) == 14, DEPLOY_CFGS
     for path in DEPLOY_CFGS:
         with open(path) as f:
             assert 'mmdeploy' not in f.read(), f'{path} points into mmdeploy'
@@ -128,6 +128,13 @@ def test_deploy_configs(deploy_mod):
         post = cfg.codebase_config.post_processing
         assert post.keep_top_k == 500 and post.max_output_boxes_per_class \
             >= 500 and post.pre_top_k == -1, path
+        int8 = deploy_mod.get_precision(cfg) == 'int8'
+        assert ('int8' in path) == int8, path
+        if int8:
+            calib = deploy_mod.get_calib_config(cfg)
+            # TensorRT's explicit quantization: zero points 0, float biases
+            assert calib['symmetric'] == (backend == 'tensorrt'), path
+            assert calib['quantize_bias'] == (backend != 'tensorrt'), path
         if backend == 'tensorrt':
             assert onnx_cfg.opset_version == 13
             assert cfg.backend_config.common_config.fp16_mode is True
@@ -135,9 +142,7 @@ def test_deploy_configs(deploy_mod):
                 deploy_mod.TRT_OUTPUT_NAMES)
         else:
             # INT8: per-channel DequantizeLinear needs opset 13
-            int8 = deploy_mod.get_precision(cfg) == 'int8'
             assert onnx_cfg.opset_version == (13 if int8 else 11), path
-            assert ('int8' in path) == int8
             assert list(onnx_cfg.output_names) == ['dets', 'labels']
         if onnx_cfg.input_shape is not None:
             w, h = onnx_cfg.input_shape
