@@ -28,13 +28,18 @@ Steps (:func:`quantize_end2end`):
    full-INT8 error, see :func:`choose_keep_float`), the rest quantized;
 6. ``W/end2end.onnx`` is written (temporary name, then renamed) with
    QuantizeLinear/DequantizeLinear nodes (weights per channel INT8,
-   activations per tensor UINT8), the same ``input`` / ``dets`` /
+   activations per tensor UINT8, or INT8 with ``symmetric``), the same ``input`` / ``dets`` /
    ``labels`` as the FP32 export and the same NMS, and ``W/quantization.json``
    with the ranking and the layers kept in float.
 
-The explicit QDQ ONNX runs in ONNX Runtime (INT8 kernels), is converted by
-OpenVINO to an INT8 IR and is what TensorRT >= 8 builds explicit INT8
-engines from.
+The explicit QDQ ONNX runs in ONNX Runtime (INT8 kernels) and is converted
+by OpenVINO to an INT8 IR. The TensorRT INT8 configs quantize the TensorRT
+export instead (:func:`export_int8`): its part before the
+``EfficientNMS_TRT`` plugin (:func:`split_plugin_nms`) goes through the same
+steps with symmetric INT8 activations and float biases
+(``calib_config.symmetric`` / ``quantize_bias``, what TensorRT's explicit
+quantization accepts), and the plugin is put back
+(:func:`attach_plugin_nms`).
 
 Library: ONNX Runtime's ``onnxruntime.quantization`` (already a deploy
 dependency). See docs/deploy.md for the comparison that chose it.
