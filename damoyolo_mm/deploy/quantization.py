@@ -28,8 +28,9 @@ Steps (:func:`quantize_end2end`):
    full-INT8 error, see :func:`choose_keep_float`), the rest quantized;
 6. ``W/end2end.onnx`` is written (temporary name, then renamed) with
    QuantizeLinear/DequantizeLinear nodes (weights per channel INT8,
-   activations per tensor UINT8, or INT8 with ``symmetric``), the same ``input`` / ``dets`` /
-   ``labels`` as the FP32 export and the same NMS, and ``W/quantization.json``
+   activations per tensor UINT8, or INT8 with ``symmetric``), the same
+   ``input`` / ``dets`` / ``labels`` as the FP32 export and the same NMS,
+   and ``W/quantization.json``
    with the ranking and the layers kept in float.
 
 The explicit QDQ ONNX runs in ONNX Runtime (INT8 kernels) and is converted
