@@ -5,8 +5,9 @@ else changed: optimizer, learning-rate and distillation-weight schedules,
 clipping) and, per iteration, measures on the iteration's batch the L2 norms
 of the detection and the distillation gradients on the student's backbone,
 neck and head, their cosine, and the largest per-level ratio of the
-distillation to the detection gradient on the neck outputs (as trained, and
-before the distiller's ``balance``). The same figures can be logged during
+distillation to the detection gradient on the neck outputs (``feat``) and
+on the head outputs (``pred``), as trained and before the distiller's
+``balance``. The same figures can be logged during
 any training with ``custom_hooks += [dict(type='DistillGradientHook')]``.
 
 Examples:
@@ -32,7 +33,7 @@ if osp.isdir(osp.join(ROOT, 'damoyolo_mm')) and ROOT not in sys.path:
 from mmengine.config import Config, DictAction  # noqa: E402
 
 COLUMNS = ('iter', 'distill_weight', 'ratio_feat_raw', 'ratio_feat',
-           'det_backbone', 'dis_backbone', 'cos_backbone', 'det_neck',
+           'ratio_pred_raw', 'ratio_pred', 'det_backbone', 'dis_backbone', 'cos_backbone', 'det_neck',
            'dis_neck', 'cos_neck', 'det_head', 'dis_head', 'cos_head')
 
 

@@ -16,9 +16,10 @@ class DistillGradientHook(Hook):
     distillation gradients of the student separately (on the iteration's
     batch, before the optimizer step) and log them: ``grad_det_<part>``,
     ``grad_dis_<part>`` (L2 norms), ``grad_cos_<part>`` for part in
-    backbone, neck, head, ``grad_ratio_feat`` (largest per-level ratio of
-    distillation to detection gradient norm on the neck outputs, as
-    trained) and ``grad_ratio_feat_raw`` (before the distiller's ``balance``).
+    backbone, neck, head, ``grad_ratio_feat`` / ``grad_ratio_pred``
+    (largest per-level ratio of distillation to detection gradient norm on
+    the neck / head outputs, as trained) and ``grad_ratio_feat_raw`` /
+    ``grad_ratio_pred_raw`` (before the distiller's ``balance``).
 
     It costs one extra forward and backward pass per measured iteration; the
     student's buffers (BatchNorm statistics) are restored afterwards, so the

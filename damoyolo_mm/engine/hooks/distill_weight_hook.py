@@ -191,11 +191,15 @@ class DistillGradClipHook(Hook):
             self.last_norm = float(norm)
             message_hub.update_scalar('train/student_grad_norm',
                                       self.last_norm)
-            last = getattr(getattr(model, 'grad_balance', None), 'last', None)
-            if last:
+            scales = []
+            for name in ('grad_balance', 'head_grad_balance'):
+                last = getattr(getattr(model, name, None), 'last', None)
+                if last:
+                    scales += last['scales']
+            if scales:
                 # the distiller's gradient balance of this backward pass
                 message_hub.update_scalar('train/distill_grad_scale',
-                                          min(last['scales']))
+                                          min(scales))
             return None
 
         self._handle = optim_wrapper.optimizer.register_step_pre_hook(clip)

@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
@@ -200,10 +201,11 @@ class DAMOYOLODistiller(BaseModel):
                  student: ConfigType,
                  teacher_cfg: ConfigOrPath,
                  teacher_ckpt: Optional[str],
-                 distill_loss: ConfigType = dict(
+                 distill_loss: OptConfigType = dict(
                      type='NeckDistillLoss', loss='cwd', loss_weight=1.0),
                  distill_weight: float = 1.0,
                  balance: Optional[dict] = None,
+                 head_distill: OptConfigType = None,
                  student_channels: Optional[Sequence[int]] = None,
                  teacher_channels: Optional[Sequence[int]] = None,
                  data_preprocessor: OptConfigType = None,
@@ -234,23 +236,43 @@ class DAMOYOLODistiller(BaseModel):
         self._check_strides(teacher, teacher_name)
         balance = check_balance_cfg(balance)
         self.balance_cfg = balance
-        self.grad_balance = None if balance is None else GradNormBalance(
-            balance['max_ratio'], balance['eps'])
+        if distill_loss is None and head_distill is None:
+            raise ValueError(
+                'DAMOYOLODistiller: nothing to distil, both distill_loss '
+                '(neck features) and head_distill (predictions) are None')
+        # one bound per place where the two kinds of losses read the same
+        # tensors: the neck outputs and the head outputs
+        self.grad_balance = None if balance is None or \
+            distill_loss is None else GradNormBalance(
+                balance['max_ratio'], balance['eps'])
+        self.head_grad_balance = None if balance is None or \
+            head_distill is None else GradNormBalance(
+                balance['max_ratio'], balance['eps'])
 
         if student_channels is None:
             student_channels = _neck_channels(self.student, 'student')
         if teacher_channels is None:
             teacher_channels = _neck_channels(teacher, 'teacher')
-        loss_cfg = dict(distill_loss)
-        loss_cfg.setdefault('student_channels', list(student_channels))
-        loss_cfg.setdefault('teacher_channels', list(teacher_channels))
-        self.distill_loss = MODELS.build(loss_cfg)
+        self.distill_loss = None
+        if distill_loss is not None:
+            loss_cfg = dict(distill_loss)
+            loss_cfg.setdefault('student_channels', list(student_channels))
+            loss_cfg.setdefault('teacher_channels', list(teacher_channels))
+            self.distill_loss = MODELS.build(loss_cfg)
+        self.head_distill = None
+        if head_distill is not None:
+            self._check_heads(teacher, teacher_name, head_distill)
+            self.head_distill = MODELS.build(head_distill)
         self.distill_weight = float(distill_weight)
         print_log(
             f'DAMOYOLODistiller: teacher {type(teacher).__name__} '
             f'(neck channels {list(teacher_channels)}, checkpoint '
             f'{teacher_ckpt}) -> student {type(self.student).__name__} '
-            f'(neck channels {list(student_channels)})', logger='current')
+            f'(neck channels {list(student_channels)}); distilling '
+            f'{"neck features" if distill_loss is not None else ""}'
+            f'{" and " if distill_loss is not None and head_distill else ""}'
+            f'{"head predictions" if head_distill is not None else ""}',
+            logger='current')
 
     # ------------------------------------------------------------------ #
     @property
@@ -305,6 +327,25 @@ class DAMOYOLODistiller(BaseModel):
                 f'{teacher_name} has {len(t)} levels at strides {t}; use a '
                 'teacher with the student\'s strides')
 
+    def _check_heads(self, teacher: nn.Module, teacher_name: str,
+                     head_distill: dict) -> None:
+        """Prediction distillation needs the same classes (and reg_max
+        when the box distributions are distilled)."""
+        s_head = getattr(self.student, 'bbox_head', None)
+        t_head = getattr(teacher, 'bbox_head', None)
+        checks = [('num_classes', True),
+                  ('reg_max', head_distill.get('loss_box', 1) is not None)]
+        for attr, needed in checks:
+            a, b = getattr(s_head, attr, None), getattr(t_head, attr, None)
+            if needed and a is not None and b is not None and a != b:
+                hint = (' or set head_distill.loss_box=None (class scores '
+                        'only)' if attr == 'reg_max' else '')
+                raise ValueError(
+                    'DAMOYOLODistiller: head_distill distils the teacher\'s '
+                    f'predictions, but the student head has {attr}={a} and '
+                    f'the teacher {teacher_name} has {attr}={b}; use a '
+                    f'teacher with the student\'s {attr}{hint}')
+
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
         self.teacher._apply(fn, *args, **kwargs)
@@ -340,22 +381,52 @@ class DAMOYOLODistiller(BaseModel):
             self.teacher.eval()
         return tuple(self.teacher.extract_feat(inputs))
 
-    def loss(self, inputs: Tensor,
-             data_samples: SampleList) -> Dict[str, Tensor]:
-        """Student detection losses plus ``loss_distill``."""
+    def split_losses(self, inputs: Tensor, data_samples: SampleList
+                     ) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """The student's detection losses and the distillation losses
+        (weighted by ``distill_weight``) of one batch, as trained (with the
+        ``balance`` on the neck and head outputs)."""
         feats_s = self.student.extract_feat(inputs)
         if self.grad_balance is not None:
             feats_det, feats_dis = self.grad_balance(feats_s)
         else:
             feats_det = feats_dis = feats_s
-        losses = self.student.bbox_head.loss(feats_det, data_samples)
+        head = self.student.bbox_head
+        outs = head(feats_det)
+        outs_det = outs_dis = outs
+        if self.head_grad_balance is not None:
+            num = len(outs[0])
+            view_det, view_dis = self.head_grad_balance(
+                list(outs[0]) + list(outs[1]))
+            outs_det = (list(view_det[:num]), list(view_det[num:]))
+            outs_dis = (list(view_dis[:num]), list(view_dis[num:]))
+        gt_instances, gt_ignore, img_metas = unpack_gt_instances(
+            data_samples)
+        det = head.loss_by_feat(*outs_det, gt_instances, img_metas,
+                                gt_ignore)
         feats_t = self.teacher_feats(inputs)
-        loss_distill = self.distill_loss(feats_dis, feats_t)
-        if 'loss_distill' in losses:
+        dis = {}
+        if self.distill_loss is not None:
+            dis['loss_distill'] = self.distill_loss(feats_dis, feats_t)
+        if self.head_distill is not None:
+            with torch.no_grad():
+                outs_t = self.teacher.bbox_head(feats_t)
+            dis.update(self.head_distill(outs_dis, outs_t))
+        clash = set(dis) & set(det)
+        if clash:
             raise KeyError('DAMOYOLODistiller: the student head already '
-                           'returns a `loss_distill` entry')
-        losses['loss_distill'] = self.distill_weight * loss_distill
-        return losses
+                           f'returns {sorted(clash)}')
+        dis = {k: self.distill_weight * v for k, v in dis.items()}
+        return det, dis
+
+    def loss(self, inputs: Tensor,
+             data_samples: SampleList) -> Dict[str, Tensor]:
+        """Student detection losses plus the distillation losses
+        (``loss_distill`` on the neck features, ``loss_distill_cls`` /
+        ``loss_distill_box`` on the predictions)."""
+        det, dis = self.split_losses(inputs, data_samples)
+        det.update(dis)
+        return det
 
     def student_state_dict(self) -> Dict[str, Tensor]:
         """State dict of the student alone (keys of a plain detector)."""

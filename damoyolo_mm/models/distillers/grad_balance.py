@@ -51,12 +51,13 @@ def check_balance_cfg(balance: Optional[dict]) -> Optional[dict]:
 
 def feature_gradient_scales(g_det: Sequence[Optional[Tensor]],
                             g_dis: Sequence[Optional[Tensor]],
-                            max_ratio: float,
+                            max_ratio: Optional[float],
                             eps: float = 1e-12) -> List[float]:
-    """Per level ``min(1, max_ratio * ||g_det|| / ||g_dis||)``."""
+    """Per level ``min(1, max_ratio * ||g_det|| / ||g_dis||)``; all 1 when
+    ``max_ratio`` is None (measuring only)."""
     scales = []
     for gd, gs in zip(g_det, g_dis):
-        if gs is None:
+        if gs is None or max_ratio is None:
             scales.append(1.)
             continue
         n_dis = float(gs.detach().float().norm())
@@ -103,18 +104,21 @@ class _GradNormBalanceFn(torch.autograd.Function):
 class GradNormBalance:
     """Split features into detection / distillation views whose combined
     gradient keeps the distillation part within ``max_ratio`` times the
-    detection part (per level, L2 norm).
+    detection part (per level, L2 norm). ``max_ratio=None`` scales nothing
+    and only records the norms.
 
     ``last`` holds, after each backward pass, the per-level scales and the
     gradient norms before scaling (``det_norms``, ``dis_norms``).
     """
 
-    def __init__(self, max_ratio: float = 0.5, eps: float = 1e-12) -> None:
-        self.state = dict(max_ratio=float(max_ratio), eps=float(eps),
-                          last=None)
+    def __init__(self, max_ratio: Optional[float] = 0.5,
+                 eps: float = 1e-12) -> None:
+        self.state = dict(
+            max_ratio=None if max_ratio is None else float(max_ratio),
+            eps=float(eps), last=None)
 
     @property
-    def max_ratio(self) -> float:
+    def max_ratio(self) -> Optional[float]:
         return self.state['max_ratio']
 
     @property
@@ -136,66 +140,74 @@ def _flat(grads: Sequence[Optional[Tensor]],
                       for g, p in zip(grads, params)]).float()
 
 
+def _ratios(balance: Optional['GradNormBalance']) -> Tuple[float, float]:
+    """Largest per-tensor ratio distillation / detection gradient norm of
+    the last backward pass, after and before the balance."""
+    last = balance.last
+    raw = [b / max(a, 1e-12) for a, b in zip(last['det_norms'],
+                                              last['dis_norms'])]
+    return (max(r * s for r, s in zip(raw, last['scales'])), max(raw))
+
+
 def distill_gradient_stats(distiller, inputs: Tensor,
                            data_samples) -> dict:
     """Norms and cosine of the detection and distillation gradients on the
     student's backbone, neck and head for one pre-processed batch.
 
-    The distillation gradient is the one the training applies: scaled per
-    level by the distiller's ``balance`` rule when it has one, times the
-    current ``distill_weight``. Returns a dict with ``det_<part>``,
-    ``dis_<part>`` (L2 norms), ``cos_<part>`` for part in backbone, neck,
-    head, and ``ratio_feat`` (largest per-level ratio of the distillation to
-    the detection gradient norm on the neck outputs, after balancing) and
-    ``ratio_feat_raw`` (the same before balancing). Parameter gradients are
-    not touched.
+    The distillation gradient is the one the training applies (the
+    distiller's ``balance`` included, times the current ``distill_weight``):
+    the gradient of all losses minus that of the detection losses. Returns
+    a dict with ``det_<part>``, ``dis_<part>`` (L2 norms), ``cos_<part>``
+    for part in backbone, neck, head, and, per place where the two kinds of
+    losses read the same tensors, the largest ratio of the distillation to
+    the detection gradient norm there, after and before the balance:
+    ``ratio_feat`` / ``ratio_feat_raw`` (neck outputs, per level; 0 without
+    feature distillation) and ``ratio_pred`` / ``ratio_pred_raw`` (head
+    outputs, per level and kind; 0 without prediction distillation).
+    Parameter gradients are not touched.
     """
     student = distiller.student
     parts = {}
     for part in ('backbone', 'neck', 'bbox_head'):
         mod = getattr(student, part)
         parts[part] = [p for p in mod.parameters() if p.requires_grad]
-    # views: the gradient w.r.t. them is what each loss sends to a level
-    # (a neck output also feeds other levels inside the neck)
-    feats = tuple(f.view_as(f) for f in student.extract_feat(inputs))
-    losses = student.bbox_head.loss(feats, data_samples)
-    det = sum(v.sum() if isinstance(v, Tensor) else sum(x.sum() for x in v)
-              for k, v in losses.items() if 'loss' in k)
-    dis = distiller.distill_weight * distiller.distill_loss(
-        feats, distiller.teacher_feats(inputs))
-    g_det = torch.autograd.grad(det, feats, retain_graph=True,
-                                allow_unused=True)
-    g_dis = torch.autograd.grad(dis, feats, retain_graph=True,
-                                allow_unused=True)
-    raw = [float(b.norm()) / max(float(a.norm()), 1e-12)
-           for a, b in zip(g_det, g_dis)]
-    if distiller.grad_balance is not None:
-        scales = feature_gradient_scales(g_det, g_dis,
-                                         distiller.grad_balance.max_ratio)
-    else:
-        scales = [1.] * len(feats)
-    g_dis = [g * s for g, s in zip(g_dis, scales)]
-    stats = dict(ratio_feat_raw=max(raw),
-                 ratio_feat=max(r * s for r, s in zip(raw, scales)))
-    head_det = torch.autograd.grad(det, parts['bbox_head'],
-                                   retain_graph=True, allow_unused=True)
-    shared = parts['backbone'] + parts['neck']
-    sh_det = torch.autograd.grad(feats, shared, grad_outputs=g_det,
-                                 retain_graph=True, allow_unused=True)
-    sh_dis = torch.autograd.grad(feats, shared, grad_outputs=g_dis,
-                                 allow_unused=True)
-    nb = len(parts['backbone'])
-    pairs = dict(
-        backbone=(_flat(sh_det[:nb], parts['backbone']),
-                  _flat(sh_dis[:nb], parts['backbone'])),
-        neck=(_flat(sh_det[nb:], parts['neck']),
-              _flat(sh_dis[nb:], parts['neck'])),
-        head=(_flat(head_det, parts['bbox_head']),
-              torch.zeros(sum(p.numel() for p in parts['bbox_head']))))
-    for part, (a, b) in pairs.items():
+    params = parts['backbone'] + parts['neck'] + parts['bbox_head']
+    # without a balance, measuring instances (no scaling) record the norms
+    saved = (distiller.grad_balance, distiller.head_grad_balance)
+    if distiller.grad_balance is None and \
+            distiller.distill_loss is not None:
+        distiller.grad_balance = GradNormBalance(max_ratio=None)
+    if distiller.head_grad_balance is None and \
+            distiller.head_distill is not None:
+        distiller.head_grad_balance = GradNormBalance(max_ratio=None)
+    try:
+        det, dis = distiller.split_losses(inputs, data_samples)
+        det = sum(v.sum() if isinstance(v, Tensor) else
+                  sum(x.sum() for x in v)
+                  for k, v in det.items() if 'loss' in k)
+        dis = sum(dis.values())
+        g_det = torch.autograd.grad(det, params, retain_graph=True,
+                                    allow_unused=True)
+        g_all = torch.autograd.grad(det + dis, params, allow_unused=True)
+        stats = {}
+        for key, bal in (('feat', distiller.grad_balance),
+                         ('pred', distiller.head_grad_balance)):
+            after, raw = _ratios(bal) if bal is not None else (0., 0.)
+            stats[f'ratio_{key}'] = after
+            stats[f'ratio_{key}_raw'] = raw
+    finally:
+        distiller.grad_balance, distiller.head_grad_balance = saved
+    start = 0
+    for part, key in (('backbone', 'backbone'), ('neck', 'neck'),
+                      ('bbox_head', 'head')):
+        n = len(parts[part])
+        sl = slice(start, start + n)
+        start += n
+        a = _flat(g_det[sl], parts[part])
+        b = _flat(g_all[sl], parts[part]) - a
         na, nb_ = float(a.norm()), float(b.norm())
-        stats[f'det_{part}'] = na
-        stats[f'dis_{part}'] = nb_
-        stats[f'cos_{part}'] = (float(a @ b) / (na * nb_)
-                                if na > 0 and nb_ > 0 else 0.)
+        stats[f'det_{key}'] = na
+        stats[f'dis_{key}'] = nb_
+        stats[f'cos_{key}'] = (float(a @ b) / (na * nb_)
+                               if na > 0 and nb_ > 0 else 0.)
     return stats
