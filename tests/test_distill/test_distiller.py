@@ -238,3 +238,39 @@ def test_gradient_figures_logged(distill_run):
         assert rec['det_backbone'] > 0 and rec['dis_backbone'] > 0
         assert -1 <= rec['cos_neck'] <= 1
         assert rec['ratio_feat'] == pytest.approx(rec['ratio_feat_raw'])
+
+
+def test_head_distill_needs_the_teacher_classes_and_reg_max(
+        tmp_path, student_cfg):
+    # a teacher for 5 classes (student: 3) and one with reg_max 16
+    # (student: 7): refused when prediction distillation is on, naming both
+    for key, value, match in (
+            ('num_classes', 5, r'num_classes=3 .*num_classes=5'),
+            ('reg_max', 16, r'reg_max=7 .*reg_max=16.*loss_box=None')):
+        cfg = tiny_detector_cfg((32, 64, 128), 'TinyNASRes')
+        cfg['bbox_head'][key] = value
+        path = str(tmp_path / f'{key}.pth')
+        torch.save({'state_dict': MODELS.build(cfg).state_dict()}, path)
+        with pytest.raises(ValueError, match=match):
+            MODELS.build(distiller_cfg(
+                student_cfg, cfg, path,
+                head_distill=dict(type='HeadDistillLoss')))
+    # class scores only: another reg_max is fine
+    model = MODELS.build(distiller_cfg(
+        student_cfg, cfg, path,
+        head_distill=dict(type='HeadDistillLoss', loss_box=None)))
+    inputs, samples = make_batch(2, 64)
+    data = model.data_preprocessor(
+        dict(inputs=list(inputs.to(torch.uint8)), data_samples=samples),
+        True)
+    model.train()
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert 'loss_distill_cls' in losses and 'loss_distill_box' not in losses
+    assert float(losses['loss_distill_cls'].detach()) > 0
+
+
+def test_nothing_to_distil_is_an_error(student_cfg, teacher_cfg,
+                                       teacher_ckpt):
+    with pytest.raises(ValueError, match='nothing to distil'):
+        MODELS.build(distiller_cfg(student_cfg, teacher_cfg, teacher_ckpt,
+                                   distill_loss=None))
