@@ -1,9 +1,10 @@
 # Demo teacher of the heterogeneous pair: a small DAMO-YOLO-M-style model
 # (TinyNAS-CSP backbone with SiLU, RepGFPN of M's depth) at half of M's
-# widths, trained on the embedded demo data with the quickstart recipe
-# (damoyolo_demo_ns.py). Its student is the residual (T-style)
-# damoyolo_demo_res.py; distillation: damoyolo_demo_res_distill_from_csp.py.
-_base_ = ['./damoyolo_demo_ns.py']
+# widths, trained on the embedded demo data like the demo's Nm teacher
+# (damoyolo_demo_nm_teacher.py: the quickstart recipe for 110 epochs). Its
+# student is the residual (T-style) damoyolo_demo_res.py; distillation:
+# damoyolo_demo_res_distill_from_csp.py.
+_base_ = ['./damoyolo_demo_nm_teacher.py']
 
 norm_cfg = dict(type='BN', momentum=0.03, eps=0.001)
 model = dict(

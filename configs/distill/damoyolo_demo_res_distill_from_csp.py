@@ -4,7 +4,7 @@
 # and neck widths: the align convolutions map 32/64/128 to 64/128/256):
 #   python tools/train.py configs/distill/damoyolo_demo_res_distill_from_csp.py \
 #       --cfg-options teacher_ckpt=work_dirs/distill_demo/csp_teacher/epoch_55.pth
-_base_ = ['./damoyolo_demo_res.py', './_base_/neck_cwd_distill.py']
+_base_ = ['./damoyolo_demo_res.py', './_base_/distill.py']
 
 model = dict(
     _base_.distiller,

@@ -1,5 +1,5 @@
 # DAMO-YOLO-M trained with neck-feature distillation from DAMO-YOLO-L
-# (configs/distill/_base_/neck_cwd_distill.py).
+# (configs/distill/_base_/distill.py).
 # Both CSP backbones (TinyNAS-CSP); neck channels 128/256/512 on both sides.
 #
 # The student recipe is the one of damoyolo_m_coco.py; the teacher is built
@@ -7,7 +7,7 @@
 #   python tools/train.py configs/distill/damoyolo_m_distill_from_l.py \
 #       --cfg-options \
 #       teacher_ckpt=work_dirs/damoyolo_l_coco/epoch_300.pth
-_base_ = ['../damoyolo_m_coco.py', './_base_/neck_cwd_distill.py']
+_base_ = ['../damoyolo_m_coco.py', './_base_/distill.py']
 
 model = dict(
     _base_.distiller,

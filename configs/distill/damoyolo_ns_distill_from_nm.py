@@ -1,5 +1,5 @@
 # DAMO-YOLO-Ns trained with neck-feature distillation from DAMO-YOLO-Nm
-# (configs/distill/_base_/neck_cwd_distill.py).
+# (configs/distill/_base_/distill.py).
 # Nano pair: student neck 40/80/160 aligned to the teacher's 64/128/256.
 #
 # The student recipe is the one of damoyolo_ns_coco.py; the teacher is built
@@ -7,7 +7,7 @@
 #   python tools/train.py configs/distill/damoyolo_ns_distill_from_nm.py \
 #       --cfg-options \
 #       teacher_ckpt=work_dirs/damoyolo_nm_coco/epoch_300.pth
-_base_ = ['../damoyolo_ns_coco.py', './_base_/neck_cwd_distill.py']
+_base_ = ['../damoyolo_ns_coco.py', './_base_/distill.py']
 
 model = dict(
     _base_.distiller,

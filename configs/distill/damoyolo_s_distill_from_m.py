@@ -1,5 +1,5 @@
 # DAMO-YOLO-S trained with neck-feature distillation from DAMO-YOLO-M
-# (configs/distill/_base_/neck_cwd_distill.py).
+# (configs/distill/_base_/distill.py).
 # Heterogeneous: TinyNAS-Res student, TinyNAS-CSP teacher (necks 128/256/512).
 #
 # The student recipe is the one of damoyolo_s_coco.py; the teacher is built
@@ -7,7 +7,7 @@
 #   python tools/train.py configs/distill/damoyolo_s_distill_from_m.py \
 #       --cfg-options \
 #       teacher_ckpt=work_dirs/damoyolo_m_coco/epoch_300.pth
-_base_ = ['../damoyolo_s_coco.py', './_base_/neck_cwd_distill.py']
+_base_ = ['../damoyolo_s_coco.py', './_base_/distill.py']
 
 model = dict(
     _base_.distiller,

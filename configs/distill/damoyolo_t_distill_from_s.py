@@ -1,5 +1,5 @@
 # DAMO-YOLO-T trained with neck-feature distillation from DAMO-YOLO-S
-# (configs/distill/_base_/neck_cwd_distill.py).
+# (configs/distill/_base_/distill.py).
 # Student neck 64/128/256 aligned to the teacher's 128/256/512 by 1x1 convs.
 #
 # The student recipe is the one of damoyolo_t_coco.py; the teacher is built
@@ -7,7 +7,7 @@
 #   python tools/train.py configs/distill/damoyolo_t_distill_from_s.py \
 #       --cfg-options \
 #       teacher_ckpt=work_dirs/damoyolo_s_coco/epoch_300.pth
-_base_ = ['../damoyolo_t_coco.py', './_base_/neck_cwd_distill.py']
+_base_ = ['../damoyolo_t_coco.py', './_base_/distill.py']
 
 model = dict(
     _base_.distiller,

@@ -31,7 +31,7 @@ SNAPSHOT = load_snapshot()
 KNOBS = ('img_scale', 'mosaic_size', 'mosaic_scale', 'max_shear_degree',
          'input_size')
 HELPERS = ('configs/_base_/datasets/demo_detection.py',
-           'configs/distill/_base_/neck_cwd_distill.py')
+           'configs/distill/_base_/distill.py')
 # type -> arguments whose default value a config may now state explicitly
 DEFAULTS = {
     'LoadImageFromFile': dict(backend_args=None),

@@ -29,6 +29,9 @@ def test_registered_by_package_import():
         assert MODELS.get(name) is not None, name
 
 
+DEFAULT_BALANCE = dict(type='grad_norm', max_ratio=0.5, scope='all')
+
+
 def _load(repo_root, name):
     return Config.fromfile(osp.join(repo_root, 'configs', 'distill', name))
 
@@ -40,7 +43,10 @@ def test_config_pairs(repo_root, name):
     model = cfg.model
     assert model.type == 'DAMOYOLODistiller'
     assert model.teacher_ckpt is None
-    assert model.distill_loss.loss == 'cwd'
+    # default: bounded prediction distillation (docs/distill.md)
+    assert model.distill_loss is None
+    assert model.head_distill.type == 'HeadDistillLoss'
+    assert model.balance == DEFAULT_BALANCE
     assert model.student.type == 'DAMOYOLO'
     assert model.student.neck.out_channels == s_ch
     assert model.student.backbone.type == s_bb
@@ -64,7 +70,7 @@ def test_config_pairs(repo_root, name):
     assert clip['max_norm'] == 30.
 
 
-def _build_and_step(repo_root, name, tmp_path, num_classes=None):
+def _build_and_step(repo_root, name, tmp_path, options=None):
     cfg = _load(repo_root, name)
     teacher_cfg = Config.fromfile(cfg.model.teacher_cfg).model
     torch.manual_seed(0)
@@ -72,19 +78,37 @@ def _build_and_step(repo_root, name, tmp_path, num_classes=None):
     ckpt = str(tmp_path / 'teacher.pth')
     torch.save({'state_dict': teacher.state_dict()}, ckpt)
     del teacher
-    cfg.merge_from_dict({'model.teacher_ckpt': ckpt})
+    cfg.merge_from_dict({'model.teacher_ckpt': ckpt, **(options or {})})
     model = MODELS.build(cfg.model)
     inputs, samples = make_batch(batch_size=2, size=64)
     model.train()
     losses = model.loss(inputs, samples)
-    assert torch.isfinite(losses['loss_distill']) and \
-        losses['loss_distill'] > 0
-    return model
+    keys = [k for k in losses if k.startswith('loss_distill')]
+    assert keys, losses.keys()
+    for key in keys:
+        assert torch.isfinite(losses[key]) and losses[key] > 0, key
+    return model, losses
 
 
 def test_nano_pair_builds_and_trains(repo_root, tmp_path):
-    model = _build_and_step(repo_root, 'damoyolo_ns_distill_from_nm.py',
-                            tmp_path)
+    model, losses = _build_and_step(repo_root,
+                                    'damoyolo_ns_distill_from_nm.py',
+                                    tmp_path)
+    assert {'loss_distill_cls', 'loss_distill_box'} <= set(losses)
+    assert model.distill_loss is None
+
+
+def test_official_setting_from_the_command_line(repo_root, tmp_path):
+    # the exact DAMO-YOLO distillation: the three --cfg-options of
+    # configs/distill/_base_/distill.py
+    model, losses = _build_and_step(
+        repo_root, 'damoyolo_ns_distill_from_nm.py', tmp_path,
+        {'model.distill_loss': 'cwd', 'model.head_distill': None,
+         'model.balance': None})
+    assert [k for k in losses if k.startswith('loss_distill')] == [
+        'loss_distill']
+    assert model.head_distill is None and model.grad_balance is None
+    assert type(model.distill_loss.feature_loss).__name__ == 'CWDLoss'
     assert [m.weight.shape[:2] for m in model.distill_loss.align_module] == [
         (64, 40), (128, 80), (256, 160)]
 
@@ -129,14 +153,21 @@ def test_demo_configs(repo_root):
     assert plain.model.neck.out_channels == [40, 80, 160]
     assert teacher.model.neck.out_channels == [64, 128, 256]
     assert teacher.model.backbone.structure == 'tinynas_nano_middle'
-    # same data and schedule for teacher, baseline and distilled student
-    for key in ('train_dataloader', 'val_dataloader', 'train_cfg',
-                'param_scheduler', 'optim_wrapper'):
+    # same data and recipe for teacher, baseline and distilled student;
+    # the teacher trains twice as long
+    for key in ('train_dataloader', 'val_dataloader', 'optim_wrapper'):
         assert cfg[key] == plain[key] == teacher[key], key
+    for key in ('train_cfg', 'param_scheduler'):
+        assert cfg[key] == plain[key], key
+    assert teacher.train_cfg.max_epochs == 2 * plain.train_cfg.max_epochs
     assert [h['type'] for h in cfg.custom_hooks][-2:] == [
         'DistillWeightHook', 'DistillGradClipHook']
-    # the default bounds the distillation gradient
-    assert cfg.model.balance == dict(type='grad_norm', max_ratio=0.5)
+    assert cfg.model.balance == DEFAULT_BALANCE
+    # the heterogeneous pair's teacher shares the Nm teacher's schedule
+    csp = _load(repo_root, 'damoyolo_demo_csp_teacher.py')
+    assert csp.model.backbone.type == 'TinyNASCSP'
+    for key in ('train_cfg', 'param_scheduler', 'custom_hooks'):
+        assert csp[key] == teacher[key], key
 
 
 def test_teacher_config_path_resolution(repo_root, tmp_path, monkeypatch):

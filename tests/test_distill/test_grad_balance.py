@@ -1,7 +1,10 @@
-"""The default distillation bounds its gradient on the student's neck outputs
-(``balance=dict(type='grad_norm', max_ratio=r)``); the official setting
-(``balance=None``) does not. Short runs of the demo pair (Ns student, Nm
-teacher, from configs/distill) on tiny images with the demo's AdamW."""
+"""``balance=dict(type='grad_norm', max_ratio=r)`` bounds the distillation
+gradient where the distillation and the detection losses read the same
+tensors: the head outputs for the default prediction distillation (all
+levels together, ``scope='all'``), the neck outputs per level for feature
+distillation (CWD); the official setting (``balance=None``) does not. Short
+runs of the demo pair (Ns student, Nm teacher, from configs/distill) on tiny
+images with the demo's AdamW."""
 import copy
 import os.path as osp
 
@@ -44,14 +47,26 @@ def demo_pair(repo_root, tmp_path_factory):
     return dist, path
 
 
-def _distiller(dist, ckpt, balance, loss_weight=None):
+# feature distillation (DAMO-YOLO's CWD on the neck outputs) with the bound
+# per level
+NECK_BALANCE = dict(type='grad_norm', max_ratio=0.5)
+
+
+def _distiller(dist, ckpt, balance, loss_weight=None, neck_cwd=False):
+    """The demo distiller; ``neck_cwd``: DAMO-YOLO's CWD on the neck outputs
+    instead of the default prediction distillation."""
     cfg = copy.deepcopy(dist.model)
     cfg.teacher_ckpt = ckpt
     cfg.balance = balance
-    if loss_weight is not None:
-        cfg.distill_loss.loss_weight = loss_weight
+    if neck_cwd:
+        cfg.distill_loss = dict(type='NeckDistillLoss', loss='cwd',
+                                loss_weight=loss_weight or 1.)
+        cfg.head_distill = None
     torch.manual_seed(0)
-    return MODELS.build(cfg)
+    model = MODELS.build(cfg)
+    if loss_weight is not None and not neck_cwd:
+        model.distill_weight = loss_weight
+    return model
 
 
 def _batches(model, num=3):
@@ -66,7 +81,39 @@ def _batches(model, num=3):
 
 def test_default_config_bounds_the_gradient(demo_pair):
     dist, _ = demo_pair
-    assert dist.model.balance == dict(type='grad_norm', max_ratio=0.5)
+    assert dist.model.balance == dict(type='grad_norm', max_ratio=0.5,
+                                      scope='all')
+    assert dist.model.head_distill.type == 'HeadDistillLoss'
+
+
+def test_default_bound_holds_on_the_head_outputs(demo_pair):
+    # prediction distillation 500 times stronger than at the default
+    # weight (on these random tiny batches its gradient is ~1/200 of the
+    # detection gradient at weight 1): before the balance its gradient on
+    # the head outputs exceeds the bound, after it the ratio is r (all
+    # levels together)
+    dist, ckpt = demo_pair
+    r = dist.model.balance['max_ratio']
+    model = _distiller(dist, ckpt, dist.model.balance, loss_weight=500.)
+    model.train()
+    optim = build_optim_wrapper(model, dist.optim_wrapper)
+    for data in _batches(model, 2):
+        stats = distill_gradient_stats(model, data['inputs'],
+                                       data['data_samples'])
+        assert stats['ratio_pred_raw'] > r, stats
+        assert stats['ratio_pred'] == pytest.approx(r, rel=1e-4), stats
+        assert stats['ratio_feat'] == 0.  # no feature distillation
+        assert stats['dis_head'] > 0 and stats['dis_backbone'] > 0
+        losses = model.loss(data['inputs'], data['data_samples'])
+        sum(losses.values()).backward()
+        optim.step()
+        optim.zero_grad()
+    # the training's own backward pass saw the same bound
+    last = model.head_grad_balance.last
+    det = sum(a * a for a in last['det_norms'])**0.5
+    dis = sum(b * b for b in last['dis_norms'])**0.5
+    assert len(set(last['scales'])) == 1
+    assert last['scales'][0] * dis <= r * det * (1 + 1e-4)
 
 
 def test_balance_function_scales_only_the_distillation_part():
@@ -132,15 +179,15 @@ def _feature_ratios(model, data):
             for a, b, s in zip(g_det, g_dis, scales)]
 
 
-def test_gradient_ratio_bounded_by_default_not_by_official(demo_pair):
+def test_neck_cwd_gradient_bounded_per_level_not_by_official(demo_pair):
     # a strong distillation term (loss weight 10; in the demo run the
     # official term's gradient grows to many times the detection gradient
     # within the first epochs, docs/distill.md) on the first iterations
     dist, ckpt = demo_pair
     ratios = {}
-    for name, balance in (('default', dist.model.balance),
-                          ('official', None)):
-        model = _distiller(dist, ckpt, balance, loss_weight=10.)
+    for name, balance in (('bounded', NECK_BALANCE), ('official', None)):
+        model = _distiller(dist, ckpt, balance, loss_weight=10.,
+                           neck_cwd=True)
         model.train()
         optim = build_optim_wrapper(model, dist.optim_wrapper)
         ratios[name] = []
@@ -148,17 +195,18 @@ def test_gradient_ratio_bounded_by_default_not_by_official(demo_pair):
             ratios[name].append(_feature_ratios(model, data))
             optim.step()
             optim.zero_grad()
-    r = dist.model.balance['max_ratio']
-    for per_level in ratios['default']:
-        assert max(per_level) <= r * (1 + 1e-4), ratios['default']
+    r = NECK_BALANCE['max_ratio']
+    for per_level in ratios['bounded']:
+        assert max(per_level) <= r * (1 + 1e-4), ratios['bounded']
     # the official distillation exceeds the bound on these batches
     assert max(max(x) for x in ratios['official']) > 2 * r, \
         ratios['official']
 
 
-def test_gradient_stats_report_the_bound(demo_pair):
+def test_gradient_stats_report_the_neck_bound(demo_pair):
     dist, ckpt = demo_pair
-    model = _distiller(dist, ckpt, dist.model.balance, loss_weight=10.)
+    model = _distiller(dist, ckpt, NECK_BALANCE, loss_weight=10.,
+                       neck_cwd=True)
     model.train()
     data = _batches(model, 1)[0]
     stats = distill_gradient_stats(model, data['inputs'],
@@ -212,8 +260,9 @@ def test_heterogeneous_pair_trains_within_the_bound(repo_root, tmp_path):
     """The demo's heterogeneous pair (configs/distill/
     damoyolo_demo_res_distill_from_csp.py): CSP (M-style, SiLU) teacher with
     64/128/256 neck channels, residual (T-style, ReLU) student with
-    32/64/128. The align convolutions map the widths, the default bound
-    holds at every level, the teacher does not move."""
+    32/64/128. The default (prediction distillation) needs only the same
+    classes and reg_max; its bound holds, the teacher does not move. The
+    official CWD maps the neck widths with its align convolutions."""
     dist = _cfg(repo_root, 'damoyolo_demo_res_distill_from_csp.py')
     torch.manual_seed(0)
     teacher = MODELS.build(
@@ -221,19 +270,24 @@ def test_heterogeneous_pair_trains_within_the_bound(repo_root, tmp_path):
     assert type(teacher.backbone).__name__ == 'TinyNASCSP'
     ckpt = str(tmp_path / 'csp.pth')
     torch.save({'meta': {}, 'state_dict': teacher.state_dict()}, ckpt)
-    model = _distiller(dist, ckpt, dist.model.balance, loss_weight=10.)
-    assert type(model.student.backbone).__name__ == 'TinyNASRes'
-    aligns = [m for m in model.distill_loss.modules()
+    official = _distiller(dist, ckpt, None, neck_cwd=True)
+    aligns = [m for m in official.distill_loss.modules()
               if isinstance(m, torch.nn.Conv2d)]
     assert [(m.in_channels, m.out_channels) for m in aligns] == [
         (32, 64), (64, 128), (128, 256)]
+    model = _distiller(dist, ckpt, dist.model.balance, loss_weight=10.)
+    assert type(model.student.backbone).__name__ == 'TinyNASRes'
     before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     model.train()
     optim = build_optim_wrapper(model, dist.optim_wrapper)
     r = dist.model.balance['max_ratio']
     for data in _batches(model, 2):
-        ratios = _feature_ratios(model, data)
-        assert max(ratios) <= r * (1 + 1e-4), ratios
+        stats = distill_gradient_stats(model, data['inputs'],
+                                       data['data_samples'])
+        assert stats['ratio_pred'] <= r * (1 + 1e-4), stats
+        assert stats['dis_backbone'] > 0
+        losses = model.loss(data['inputs'], data['data_samples'])
+        sum(losses.values()).backward()
         optim.step()
         optim.zero_grad()
     for k, v in model.teacher.state_dict().items():

@@ -201,7 +201,7 @@ class DAMOYOLODistiller(BaseModel):
                  student: ConfigType,
                  teacher_cfg: ConfigOrPath,
                  teacher_ckpt: Optional[str],
-                 distill_loss: OptConfigType = dict(
+                 distill_loss: Union[OptConfigType, str] = dict(
                      type='NeckDistillLoss', loss='cwd', loss_weight=1.0),
                  distill_weight: float = 1.0,
                  balance: Optional[dict] = None,
@@ -244,16 +244,20 @@ class DAMOYOLODistiller(BaseModel):
         # tensors: the neck outputs and the head outputs
         self.grad_balance = None if balance is None or \
             distill_loss is None else GradNormBalance(
-                balance['max_ratio'], balance['eps'])
+                balance['max_ratio'], balance['eps'], balance['scope'])
         self.head_grad_balance = None if balance is None or \
             head_distill is None else GradNormBalance(
-                balance['max_ratio'], balance['eps'])
+                balance['max_ratio'], balance['eps'], balance['scope'])
 
         if student_channels is None:
             student_channels = _neck_channels(self.student, 'student')
         if teacher_channels is None:
             teacher_channels = _neck_channels(teacher, 'teacher')
         self.distill_loss = None
+        if isinstance(distill_loss, str):
+            # short form for the command line: model.distill_loss=cwd
+            distill_loss = dict(type='NeckDistillLoss', loss=distill_loss,
+                                loss_weight=1.0)
         if distill_loss is not None:
             loss_cfg = dict(distill_loss)
             loss_cfg.setdefault('student_channels', list(student_channels))

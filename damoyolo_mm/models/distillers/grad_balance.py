@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 
 BALANCE_TYPES = ('grad_norm', )
+# 'level': one scale per tensor (level); 'all': one scale for all of them
+SCOPES = ('level', 'all')
 
 
 def check_balance_cfg(balance: Optional[dict]) -> Optional[dict]:
@@ -36,25 +38,40 @@ def check_balance_cfg(balance: Optional[dict]) -> Optional[dict]:
             'DAMOYOLODistiller: balance must be None (the official, '
             'unbounded distillation) or dict(type=\'grad_norm\', '
             f'max_ratio=R) with R > 0; got {balance!r}')
-    unknown = set(balance) - {'type', 'max_ratio', 'eps'}
+    unknown = set(balance) - {'type', 'max_ratio', 'eps', 'scope'}
     if unknown:
         raise ValueError(f'DAMOYOLODistiller: balance has unknown keys '
                          f'{sorted(unknown)} (expected type, max_ratio, '
-                         f'eps); got {balance!r}')
+                         f'scope, eps); got {balance!r}')
+    scope = balance.get('scope', 'level')
+    if scope not in SCOPES:
+        raise ValueError(f'DAMOYOLODistiller: balance scope must be one of '
+                         f'{SCOPES}, got {scope!r}')
     ratio = balance.get('max_ratio', 0.5)
     if not isinstance(ratio, (int, float)) or not ratio > 0:
         raise ValueError('DAMOYOLODistiller: balance max_ratio must be a '
                          f'number > 0, got {ratio!r}')
-    return dict(type='grad_norm', max_ratio=float(ratio),
+    return dict(type='grad_norm', max_ratio=float(ratio), scope=scope,
                 eps=float(balance.get('eps', 1e-12)))
 
 
 def feature_gradient_scales(g_det: Sequence[Optional[Tensor]],
                             g_dis: Sequence[Optional[Tensor]],
                             max_ratio: Optional[float],
-                            eps: float = 1e-12) -> List[float]:
+                            eps: float = 1e-12,
+                            scope: str = 'level') -> List[float]:
     """Per level ``min(1, max_ratio * ||g_det|| / ||g_dis||)``; all 1 when
-    ``max_ratio`` is None (measuring only)."""
+    ``max_ratio`` is None (measuring only). ``scope='all'``: one scale from
+    the norms over all levels together."""
+    if scope == 'all' and max_ratio is not None:
+        def total(grads):
+            return sum(float(g.detach().float().norm())**2
+                       for g in grads if g is not None)**0.5
+
+        n_dis = total(g_dis)
+        scale = 1. if n_dis == 0 else min(
+            1., max_ratio * total(g_det) / max(n_dis, eps))
+        return [scale] * len(g_dis)
     scales = []
     for gd, gs in zip(g_det, g_dis):
         if gs is None or max_ratio is None:
@@ -81,7 +98,7 @@ class _GradNormBalanceFn(torch.autograd.Function):
         state, num = ctx.state, ctx.num
         g_det, g_dis = grads[:num], grads[num:]
         scales = feature_gradient_scales(g_det, g_dis, state['max_ratio'],
-                                         state['eps'])
+                                         state['eps'], state['scope'])
         state['last'] = dict(
             scales=scales,
             det_norms=[0. if g is None else float(g.float().norm())
@@ -112,10 +129,10 @@ class GradNormBalance:
     """
 
     def __init__(self, max_ratio: Optional[float] = 0.5,
-                 eps: float = 1e-12) -> None:
+                 eps: float = 1e-12, scope: str = 'level') -> None:
         self.state = dict(
             max_ratio=None if max_ratio is None else float(max_ratio),
-            eps=float(eps), last=None)
+            eps=float(eps), scope=scope, last=None)
 
     @property
     def max_ratio(self) -> Optional[float]:
@@ -144,8 +161,11 @@ def _ratios(balance: Optional['GradNormBalance']) -> Tuple[float, float]:
     """Largest per-tensor ratio distillation / detection gradient norm of
     the last backward pass, after and before the balance."""
     last = balance.last
-    raw = [b / max(a, 1e-12) for a, b in zip(last['det_norms'],
-                                              last['dis_norms'])]
+    det, dis = last['det_norms'], last['dis_norms']
+    if balance.state['scope'] == 'all':
+        det = [sum(a * a for a in det)**0.5]
+        dis = [sum(b * b for b in dis)**0.5]
+    raw = [b / max(a, 1e-12) for a, b in zip(det, dis)]
     return (max(r * s for r, s in zip(raw, last['scales'])), max(raw))
 
 
