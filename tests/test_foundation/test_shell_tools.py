@@ -47,6 +47,17 @@ def test_distill_demo_refuses_a_bad_seed(repo_root, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_distill_demo_refuses_an_unknown_pair(repo_root, tmp_path):
+    out = subprocess.run(['bash', osp.join(repo_root, 'tools',
+                                           'distill_demo.sh'), '--pair',
+                          'big'], cwd=str(tmp_path), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2
+    assert '--pair' in out.stderr and "'big'" in out.stderr
+    assert 'hetero' in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_finetune_demo_refuses_a_missing_base_checkpoint(repo_root, tmp_path):
     out = subprocess.run(['bash', osp.join(repo_root, 'tools',
                                            'finetune_demo.sh'), '--base-ckpt',
