@@ -147,12 +147,19 @@ def _neck_channels(model: nn.Module, who: str) -> List[int]:
 
 @MODELS.register_module()
 class DAMOYOLODistiller(BaseModel):
-    """A DAMO-YOLO student trained with a frozen teacher's neck features.
+    """A DAMO-YOLO student trained with a frozen teacher.
 
-    Training loss = the student's detection losses + ``loss_distill`` =
-    ``distill_weight * distill_loss(student_neck_feats, teacher_neck_feats)``
-    (see :class:`~damoyolo_mm.models.distillers.NeckDistillLoss`; CWD by
-    default). ``distill_weight`` is set every iteration by
+    Training loss = the student's detection losses + the distillation
+    losses, each times ``distill_weight``: ``loss_distill`` =
+    ``distill_loss(student_neck_feats, teacher_neck_feats)`` (feature
+    distillation, :class:`~damoyolo_mm.models.distillers.NeckDistillLoss`;
+    CWD as in DAMO-YOLO) and/or ``loss_distill_cls`` / ``loss_distill_box``
+    = ``head_distill(student_head_outputs, teacher_head_outputs)``
+    (prediction distillation,
+    :class:`~damoyolo_mm.models.distillers.HeadDistillLoss`). The class
+    defaults are DAMO-YOLO's distillation (CWD, no bound); the distillation
+    configs (``configs/distill/_base_/distill.py``) use bounded prediction
+    distillation. ``distill_weight`` is set every iteration by
     :class:`~damoyolo_mm.engine.hooks.DistillWeightHook` (DAMO-YOLO's cosine
     decay from 1 to 0.1 over the training); it stays at its initial value
     without that hook. Gradient clipping of the student as in DAMO-YOLO's
@@ -176,19 +183,28 @@ class DAMOYOLODistiller(BaseModel):
             used) or the teacher's model config dict.
         teacher_ckpt (str): Checkpoint of the trained teacher (mmengine
             checkpoint or bare state dict), loaded strictly.
-        distill_loss (dict): Config of the feature loss module;
-            ``student_channels`` / ``teacher_channels`` are filled in from
-            the necks. Defaults to ``NeckDistillLoss`` with CWD.
-        distill_weight (float): Initial weight of the distillation term.
+        distill_loss (dict | str, optional): Config of the feature loss
+            module; ``student_channels`` / ``teacher_channels`` are filled
+            in from the necks. A string is a short form (``'cwd'``,
+            ``'mimic'``, ``'mgd'``) for ``NeckDistillLoss`` with that loss
+            and weight 1. None: no feature distillation. Defaults to
+            ``NeckDistillLoss`` with CWD.
+        distill_weight (float): Initial weight of the distillation terms.
             Defaults to 1.0.
-        balance (dict, optional): ``dict(type='grad_norm', max_ratio=r)``
-            bounds the distillation gradient reaching the student's neck
-            outputs to ``r`` times the detection gradient there (L2 norm, per
-            level; see :class:`~damoyolo_mm.models.distillers.grad_balance.
-            GradNormBalance`). None (the default of this class): the official
-            DAMO-YOLO distillation, unbounded. The distillation configs
-            (``configs/distill/_base_/neck_cwd_distill.py``) use
-            ``max_ratio=0.5``.
+        balance (dict, optional): ``dict(type='grad_norm', max_ratio=r,
+            scope='level' | 'all')`` bounds the distillation gradient where
+            the distillation and the detection losses read the same
+            tensors (the neck outputs for ``distill_loss``, the head outputs
+            for ``head_distill``) to ``r`` times the detection gradient
+            there (L2 norm; per tensor, or over all of them together with
+            ``scope='all'``; see :class:`~damoyolo_mm.models.distillers.
+            grad_balance.GradNormBalance`). None (the default of this
+            class): unbounded, as DAMO-YOLO.
+        head_distill (dict, optional): Config of the prediction distillation
+            loss (e.g. ``dict(type='HeadDistillLoss')``); the teacher's head
+            then runs too, and it must have the student's classes (and
+            ``reg_max`` when box distributions are distilled). None (the
+            default of this class): no prediction distillation.
         student_channels (Sequence[int], optional): Student neck channels
             per level; read from ``student.neck.out_channels`` when None.
         teacher_channels (Sequence[int], optional): Same for the teacher.

@@ -1,22 +1,26 @@
-"""Bounding the distillation gradient on the student's neck features.
+"""Bounding the distillation gradient where it meets the detection gradient.
 
-The student's neck outputs feed two losses: the detection head and the
-feature distillation. :class:`GradNormBalance` splits every neck output into
-two identical views, one per loss; in the backward pass it receives both
-gradients at once, per level ``l``: ``g_det`` (from the head) and ``g_dis``
-(from the distillation loss), and passes on
+Some tensors of the student feed two losses: the neck outputs feed the head
+and the feature distillation, the head outputs feed the detection losses
+and the prediction distillation. :class:`GradNormBalance` splits every such
+tensor into two identical views, one per loss; in the backward pass it
+receives both gradients at once, ``g_det`` (detection) and ``g_dis``
+(distillation), and passes on
 
-    ``g_det + s_l * g_dis``,  ``s_l = min(1, r * ||g_det|| / ||g_dis||)``
+    ``g_det + s * g_dis``,  ``s = min(1, r * ||g_det|| / ||g_dis||)``
 
-so that the distillation part reaching the student's neck and backbone is at
-most ``r`` (``max_ratio``) times the detection part in L2 norm, at every
-level and every iteration, whatever the optimizer, the loss weight or the
-feature scale. The head gets only ``g_det``; the align convolutions of the
-distillation loss get their own (unscaled) gradient. With ``s_l = 1`` (the
-distillation gradient already within the bound) nothing changes.
+per tensor (``scope='level'``) or with one ``s`` from the norms over all the
+tensors together (``scope='all'``), so that the distillation part reaching
+the rest of the student is at most ``r`` (``max_ratio``) times the
+detection part in L2 norm, at every iteration, whatever the optimizer, the
+loss weight or the feature scale. The detection loss gets only ``g_det``;
+modules of the distillation loss (align convolutions) get their own,
+unscaled gradient. With ``s = 1`` (the distillation gradient already
+within the bound) nothing changes.
 
-:func:`feature_gradient_scales` is the same rule on given gradients (used by
-the gradient analysis).
+:func:`feature_gradient_scales` is the same rule on given gradients;
+:func:`distill_gradient_stats` measures both gradients on the student's
+parameters (used by the gradient analysis and ``DistillGradientHook``).
 """
 from typing import List, Optional, Sequence, Tuple
 
