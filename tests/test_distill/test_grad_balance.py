@@ -134,6 +134,26 @@ def test_balance_function_scales_only_the_distillation_part():
     torch.testing.assert_close(feats[1].grad, g_det[1] + g_dis[1])
 
 
+def test_balance_scope_all_scales_all_tensors_alike():
+    torch.manual_seed(0)
+    feats = [torch.randn(2, 4, 3, 3, requires_grad=True) for _ in range(2)]
+    g_det = [torch.randn(2, 4, 3, 3), torch.zeros(2, 4, 3, 3)]
+    g_dis = [10 * torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3)]
+    bal = GradNormBalance(max_ratio=0.5, scope='all')
+    det, dis = bal(feats)
+    torch.autograd.backward(list(det) + list(dis), g_det + g_dis)
+    total = torch.cat([g.flatten() for g in g_dis]).norm()
+    s = 0.5 * float(g_det[0].norm()) / float(total)
+    assert bal.last['scales'] == pytest.approx([s, s])
+    # the level without a detection gradient is distilled too (per-level
+    # scope would scale it to 0)
+    torch.testing.assert_close(feats[1].grad, s * g_dis[1])
+    with pytest.raises(ValueError, match="scope must be one of"):
+        from damoyolo_mm.models.distillers.grad_balance import \
+            check_balance_cfg
+        check_balance_cfg(dict(type='grad_norm', scope='levels'))
+
+
 def _feature_ratios(model, data):
     """Per level ratio of the distillation to the detection gradient that
     reach the student's neck outputs where the two losses read them (the
