@@ -11,4 +11,4 @@ model = dict(
     _delete_=True,
     student=_base_.model,
     teacher_cfg='{{fileDirname}}/damoyolo_demo_csp_teacher.py')
-custom_hooks = _base_.custom_hooks + _base_.distill_hooks
+custom_hooks = _base_.distill_hooks + _base_.custom_hooks

@@ -14,4 +14,4 @@ model = dict(
     _delete_=True,
     student=_base_.model,
     teacher_cfg='{{fileDirname}}/../damoyolo_m_coco.py')
-custom_hooks = _base_.custom_hooks + _base_.distill_hooks
+custom_hooks = _base_.distill_hooks + _base_.custom_hooks

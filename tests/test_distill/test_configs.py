@@ -29,7 +29,7 @@ def test_registered_by_package_import():
         assert MODELS.get(name) is not None, name
 
 
-DEFAULT_BALANCE = dict(type='grad_norm', max_ratio=0.5, scope='all')
+DEFAULT_BALANCE = dict(type='grad_norm', max_ratio=0.5)
 
 
 def _load(repo_root, name):
@@ -58,16 +58,15 @@ def test_config_pairs(repo_root, name):
     plain = Config.fromfile(osp.join(
         repo_root, 'configs', name.split('_distill_from_')[0] + '_coco.py'))
     assert model.student.to_dict() == plain.model.to_dict()
+    # the distillation hooks first (custom_hooks.0 is the weight hook, for
+    # the command line of the official setting), then the student's
     hooks = [h['type'] for h in cfg.custom_hooks]
-    assert 'DistillWeightHook' in hooks and 'DistillGradClipHook' in hooks
-    assert hooks[:len(plain.get('custom_hooks', []))] == [
-        h['type'] for h in plain.get('custom_hooks', [])]
-    weight = [h for h in cfg.custom_hooks
-              if h['type'] == 'DistillWeightHook'][0]
-    assert weight.get('span') is None  # whole training, as DAMO-YOLO
-    clip = [h for h in cfg.custom_hooks
-            if h['type'] == 'DistillGradClipHook'][0]
-    assert clip['max_norm'] == 30.
+    assert hooks[:2] == ['DistillWeightHook', 'DistillGradClipHook']
+    assert hooks[2:] == [h['type'] for h in plain.get('custom_hooks', [])]
+    weight = cfg.custom_hooks[0]
+    assert (weight.start_weight, weight.end_weight) == (1.0, 1.0)
+    assert weight.get('span') is None
+    assert cfg.custom_hooks[1]['max_norm'] == 30.
 
 
 def _build_and_step(repo_root, name, tmp_path, options=None):
@@ -98,9 +97,33 @@ def test_nano_pair_builds_and_trains(repo_root, tmp_path):
     assert model.distill_loss is None
 
 
-def test_official_setting_from_the_command_line(repo_root, tmp_path):
-    # the exact DAMO-YOLO distillation: the three --cfg-options of
-    # configs/distill/_base_/distill.py
+OFFICIAL = ('model.distill_loss=cwd', 'model.head_distill=None',
+            'model.balance=None', 'custom_hooks.0.end_weight=0.1')
+
+
+@pytest.mark.parametrize('name', sorted(PAIRS) + [
+    'damoyolo_demo_ns_distill_from_nm.py',
+    'damoyolo_demo_res_distill_from_csp.py'])
+def test_official_setting_from_the_command_line(repo_root, name):
+    # the --cfg-options of configs/distill/_base_/distill.py, parsed as
+    # tools/train.py parses them, give DAMO-YOLO's recipe in every config
+    from mmengine.config import DictAction
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args(['--cfg-options', *OFFICIAL])
+    cfg = _load(repo_root, name)
+    cfg.merge_from_dict(args.cfg_options)
+    assert cfg.model.distill_loss == 'cwd'
+    assert cfg.model.head_distill is None and cfg.model.balance is None
+    weight, clip = cfg.custom_hooks[:2]
+    assert weight.type == 'DistillWeightHook'
+    assert (weight.start_weight, weight.end_weight) == (1.0, 0.1)
+    assert weight.get('span') is None
+    assert clip.type == 'DistillGradClipHook' and clip.max_norm == 30.
+
+
+def test_official_setting_builds_and_trains(repo_root, tmp_path):
     model, losses = _build_and_step(
         repo_root, 'damoyolo_ns_distill_from_nm.py', tmp_path,
         {'model.distill_loss': 'cwd', 'model.head_distill': None,
@@ -160,7 +183,7 @@ def test_demo_configs(repo_root):
     for key in ('train_cfg', 'param_scheduler'):
         assert cfg[key] == plain[key], key
     assert teacher.train_cfg.max_epochs == 2 * plain.train_cfg.max_epochs
-    assert [h['type'] for h in cfg.custom_hooks][-2:] == [
+    assert [h['type'] for h in cfg.custom_hooks][:2] == [
         'DistillWeightHook', 'DistillGradClipHook']
     assert cfg.model.balance == DEFAULT_BALANCE
     # the heterogeneous pair's teacher shares the Nm teacher's schedule

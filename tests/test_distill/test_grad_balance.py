@@ -1,8 +1,8 @@
 """``balance=dict(type='grad_norm', max_ratio=r)`` bounds the distillation
 gradient where the distillation and the detection losses read the same
-tensors: the head outputs for the default prediction distillation (all
-levels together, ``scope='all'``), the neck outputs per level for feature
-distillation (CWD); the official setting (``balance=None``) does not. Short
+tensors, per level: the head outputs (class and box maps) for the default
+prediction distillation, the neck outputs for feature distillation (CWD);
+the official setting (``balance=None``) does not. Short
 runs of the demo pair (Ns student, Nm teacher, from configs/distill) on tiny
 images with the demo's AdamW."""
 import copy
@@ -83,8 +83,7 @@ def _batches(model, num=3):
 
 def test_default_config_bounds_the_gradient(demo_pair):
     dist, _ = demo_pair
-    assert dist.model.balance == dict(type='grad_norm', max_ratio=0.5,
-                                      scope='all')
+    assert dist.model.balance == dict(type='grad_norm', max_ratio=0.5)
     assert dist.model.head_distill.type == 'HeadDistillLoss'
 
 
@@ -92,8 +91,8 @@ def test_default_bound_holds_on_the_head_outputs(demo_pair):
     # prediction distillation 500 times stronger than at the default
     # weight (on these random tiny batches its gradient is ~1/200 of the
     # detection gradient at weight 1): before the balance its gradient on
-    # the head outputs exceeds the bound, after it the ratio is r (all
-    # levels together)
+    # the head outputs exceeds the bound, after it the ratio is at most r
+    # on every level and map
     dist, ckpt = demo_pair
     r = dist.model.balance['max_ratio']
     model = _distiller(dist, ckpt, dist.model.balance, loss_weight=500.)
@@ -103,7 +102,7 @@ def test_default_bound_holds_on_the_head_outputs(demo_pair):
         stats = distill_gradient_stats(model, data['inputs'],
                                        data['data_samples'])
         assert stats['ratio_pred_raw'] > r, stats
-        assert stats['ratio_pred'] == pytest.approx(r, rel=1e-4), stats
+        assert stats['ratio_pred'] <= r * (1 + 1e-4), stats
         assert stats['ratio_feat'] == 0.  # no feature distillation
         assert stats['dis_head'] > 0 and stats['dis_backbone'] > 0
         losses = model.loss(data['inputs'], data['data_samples'])
@@ -112,10 +111,10 @@ def test_default_bound_holds_on_the_head_outputs(demo_pair):
         optim.zero_grad()
     # the training's own backward pass saw the same bound
     last = model.head_grad_balance.last
-    det = sum(a * a for a in last['det_norms'])**0.5
-    dis = sum(b * b for b in last['dis_norms'])**0.5
-    assert len(set(last['scales'])) == 1
-    assert last['scales'][0] * dis <= r * det * (1 + 1e-4)
+    assert len(last['scales']) == 6  # 3 levels x (class, box) maps
+    for s, a, b in zip(last['scales'], last['det_norms'],
+                       last['dis_norms']):
+        assert s * b <= r * a * (1 + 1e-4) + 1e-12
 
 
 def test_balance_function_scales_only_the_distillation_part():
@@ -281,7 +280,7 @@ def test_distilled_detection_loss_keeps_up_with_baseline(demo_pair):
         model = _distiller(dist, ckpt, balance, loss_weight=weight)
         model.train()
         runs[name] = _train_det_loss(model, dist, batches, model.student)
-    # measured: baseline 10.98; default 10.57, x500 13.16, unbounded 19.08
+    # measured: baseline 10.98; default 10.88, x500 13.51, unbounded 19.08
     print(f'detection loss after {ITERS} iterations: baseline {base:.4f}, '
           f'distilled {runs}')
     assert runs['default'] <= base * (1 + DET_LOSS_MARGIN), (base, runs)
