@@ -1,10 +1,10 @@
-# Demo distillation: DAMO-YOLO-Ns (damoyolo_demo_ns.py recipe) trained with
-# the neck features of the demo Nm teacher (damoyolo_demo_nm_teacher.py),
-# as configs/distill/damoyolo_ns_distill_from_nm.py
+# Demo distillation: DAMO-YOLO-Ns (damoyolo_demo_ns.py recipe) distilled
+# from the demo Nm teacher (damoyolo_demo_nm_teacher.py), as
+# configs/distill/damoyolo_ns_distill_from_nm.py
 # (configs/distill/_base_/distill.py):
 #   python tools/train.py configs/distill/damoyolo_demo_ns_distill_from_nm.py \
 #       --cfg-options \
-#       teacher_ckpt=work_dirs/distill_demo/teacher/epoch_55.pth
+#       teacher_ckpt=work_dirs/distill_demo/teacher/epoch_110.pth
 _base_ = ['./damoyolo_demo_ns.py', './_base_/distill.py']
 
 model = dict(

@@ -1,5 +1,4 @@
-# DAMO-YOLO-M trained with neck-feature distillation from DAMO-YOLO-L
-# (configs/distill/_base_/distill.py).
+# DAMO-YOLO-M distilled from DAMO-YOLO-L (configs/distill/_base_/distill.py).
 # Both CSP backbones (TinyNAS-CSP); neck channels 128/256/512 on both sides.
 #
 # The student recipe is the one of damoyolo_m_coco.py; the teacher is built

@@ -1,6 +1,6 @@
-# DAMO-YOLO-Ns trained with neck-feature distillation from DAMO-YOLO-Nm
-# (configs/distill/_base_/distill.py).
-# Nano pair: student neck 40/80/160 aligned to the teacher's 64/128/256.
+# DAMO-YOLO-Ns distilled from DAMO-YOLO-Nm (configs/distill/_base_/distill.py:
+# bounded prediction distillation; the official neck CWD, whose align convs
+# map the student neck 40/80/160 to the teacher's 64/128/256, on request).
 #
 # The student recipe is the one of damoyolo_ns_coco.py; the teacher is built
 # from damoyolo_nm_coco.py and a trained checkpoint, which must be given:

@@ -1,5 +1,4 @@
-# DAMO-YOLO-S trained with neck-feature distillation from DAMO-YOLO-M
-# (configs/distill/_base_/distill.py).
+# DAMO-YOLO-S distilled from DAMO-YOLO-M (configs/distill/_base_/distill.py).
 # Heterogeneous: TinyNAS-Res student, TinyNAS-CSP teacher (necks 128/256/512).
 #
 # The student recipe is the one of damoyolo_s_coco.py; the teacher is built

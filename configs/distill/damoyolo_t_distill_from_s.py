@@ -1,6 +1,6 @@
-# DAMO-YOLO-T trained with neck-feature distillation from DAMO-YOLO-S
-# (configs/distill/_base_/distill.py).
-# Student neck 64/128/256 aligned to the teacher's 128/256/512 by 1x1 convs.
+# DAMO-YOLO-T distilled from DAMO-YOLO-S (configs/distill/_base_/distill.py).
+# With the official neck CWD, the student neck 64/128/256 is aligned to the
+# teacher's 128/256/512 by 1x1 convs.
 #
 # The student recipe is the one of damoyolo_t_coco.py; the teacher is built
 # from damoyolo_s_coco.py and a trained checkpoint, which must be given:

@@ -13,10 +13,11 @@ any training with ``custom_hooks += [dict(type='DistillGradientHook')]``.
 Examples:
     python tools/analysis/distill_gradients.py \\
         configs/distill/damoyolo_demo_ns_distill_from_nm.py \\
-        --teacher-ckpt work_dirs/distill_demo/teacher/epoch_55.pth --iters 50
-    # the official (unbounded) distillation
+        --teacher-ckpt work_dirs/distill_demo/teacher/epoch_110.pth --iters 50
+    # DAMO-YOLO's (unbounded) neck CWD distillation
     python tools/analysis/distill_gradients.py CONFIG --teacher-ckpt CKPT \\
-        --cfg-options model.balance=None --out official.csv
+        --cfg-options model.distill_loss=cwd model.head_distill=None \\
+        model.balance=None custom_hooks.0.end_weight=0.1 --out official.csv
 """
 import argparse
 import csv
@@ -54,7 +55,7 @@ def parse_args(argv=None):
                         help='write the table as CSV to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. '
-                        'model.balance=None for the official distillation')
+                        'model.balance=None to measure without the bound')
     return parser.parse_args(argv)
 
 

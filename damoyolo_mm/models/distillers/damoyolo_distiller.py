@@ -1,4 +1,5 @@
-"""Teacher -> student neck-feature distillation wrapper for DAMO-YOLO."""
+"""Teacher -> student distillation wrapper for DAMO-YOLO (predictions and / or
+neck features)."""
 import os.path as osp
 import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
