@@ -37,24 +37,18 @@ def test_distill_demo_refuses_a_missing_baseline(repo_root, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_distill_demo_refuses_a_bad_seed(repo_root, tmp_path):
+@pytest.mark.parametrize('option,value,expected', [
+    ('--seed', 'one', 'non-negative integer'),
+    ('--pair', 'big', "'nano' or 'hetero'")])
+def test_distill_demo_refuses_a_bad_option(repo_root, tmp_path, option,
+                                           value, expected):
     out = subprocess.run(['bash', osp.join(repo_root, 'tools',
-                                           'distill_demo.sh'), '--seed',
-                          'one'], cwd=str(tmp_path), capture_output=True,
+                                           'distill_demo.sh'), option,
+                          value], cwd=str(tmp_path), capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2
-    assert '--seed' in out.stderr and "'one'" in out.stderr
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_distill_demo_refuses_an_unknown_pair(repo_root, tmp_path):
-    out = subprocess.run(['bash', osp.join(repo_root, 'tools',
-                                           'distill_demo.sh'), '--pair',
-                          'big'], cwd=str(tmp_path), capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 2
-    assert '--pair' in out.stderr and "'big'" in out.stderr
-    assert 'hetero' in out.stderr
+    assert option in out.stderr and f"'{value}'" in out.stderr
+    assert expected in out.stderr, out.stderr
     assert list(tmp_path.iterdir()) == []
 
 
