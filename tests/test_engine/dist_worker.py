@@ -124,6 +124,11 @@ def build_cfg(args):
     model.bbox_head.num_classes = 5
     if args.mode == 'distill':
         cfg.model.teacher_ckpt = args.teacher_ckpt
+        # the default prediction distillation plus DAMO-YOLO's neck CWD:
+        # its align convolutions (trainable, outside the student) join the
+        # DDP reducer too
+        cfg.model.distill_loss = 'cwd'
+        assert cfg.model.head_distill is not None
     if not args.sync_bn:
         cfg.sync_bn = None
     return cfg

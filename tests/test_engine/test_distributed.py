@@ -122,7 +122,8 @@ def teacher_ckpt(tmp_path_factory, repo_root):
 
 
 def test_distiller_under_ddp(demo_data_root, teacher_ckpt, tmp_path):
-    """2 processes, 1 iteration: no unused-parameter error, the ranks agree,
+    """2 processes, 1 iteration of the demo distiller (prediction and neck
+    distillation together): no unused-parameter error, the ranks agree,
     the frozen teacher is untouched and stays out of the DDP reducer."""
     proc = start(tmp_path, demo_data_root, 2, '--mode', 'distill',
                  '--batch', '2', '--num-images', '4', '--teacher-ckpt',
