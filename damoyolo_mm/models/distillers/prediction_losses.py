@@ -20,7 +20,7 @@ Both read the outputs of :meth:`ZeroHead.forward` (per level, class logits
 (B, C, H, W) and bin logits (B, 4 * (reg_max + 1), H, W)); student and
 teacher must have the same levels, classes and ``reg_max``.
 """
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -71,7 +71,7 @@ class HeadDistillLoss(nn.Module):
                  loss_cls: dict = dict(
                      type='QualityFocalLoss', use_sigmoid=True, beta=2.0,
                      loss_weight=1.0),
-                 loss_box: dict = dict(
+                 loss_box: Optional[dict] = dict(
                      type='KnowledgeDistillationKLDivLoss', T=10,
                      loss_weight=0.25)) -> None:
         super().__init__()
