@@ -325,3 +325,34 @@ def test_heterogeneous_pair_trains_within_the_bound(repo_root, tmp_path):
         optim.zero_grad()
     for k, v in model.teacher.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_clip_hook_logs_the_smallest_balance_scale(demo_pair):
+    # DistillGradClipHook logs train/distill_grad_scale = the smallest scale
+    # the distiller's bounds applied in the step's backward pass
+    import types
+
+    from mmengine.logging import MessageHub
+
+    from damoyolo_mm.engine.hooks.distill_weight_hook import \
+        DistillGradClipHook
+    dist, ckpt = demo_pair
+    model = _distiller(dist, ckpt, dist.model.balance, loss_weight=500.)
+    model.train()
+    assert model.balance_scales() == []  # before any backward pass
+    optim = build_optim_wrapper(model, dist.optim_wrapper)
+    hub = MessageHub.get_instance('test_clip_hook_scale')
+    runner = types.SimpleNamespace(model=model, optim_wrapper=optim,
+                                   message_hub=hub,
+                                   logger=types.SimpleNamespace(
+                                       info=print, warning=print))
+    DistillGradClipHook().before_train(runner)
+    data = _batches(model, 1)[0]
+    losses = model.loss(data['inputs'], data['data_samples'])
+    sum(losses.values()).backward()
+    scales = model.balance_scales()
+    assert scales == model.head_grad_balance.last['scales']
+    assert len(scales) == 6 and min(scales) < 1.
+    optim.step()
+    assert hub.get_scalar('train/distill_grad_scale').current() == \
+        pytest.approx(min(scales))

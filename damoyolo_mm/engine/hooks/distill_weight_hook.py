@@ -191,11 +191,7 @@ class DistillGradClipHook(Hook):
             self.last_norm = float(norm)
             message_hub.update_scalar('train/student_grad_norm',
                                       self.last_norm)
-            scales = []
-            for name in ('grad_balance', 'head_grad_balance'):
-                last = getattr(getattr(model, name, None), 'last', None)
-                if last:
-                    scales += last['scales']
+            scales = getattr(model, 'balance_scales', list)()
             if scales:
                 # the distiller's gradient balance of this backward pass
                 message_hub.update_scalar('train/distill_grad_scale',

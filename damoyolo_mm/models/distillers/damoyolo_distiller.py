@@ -348,14 +348,25 @@ class DAMOYOLODistiller(BaseModel):
                 f'{teacher_name} has {len(t)} levels at strides {t}; use a '
                 'teacher with the student\'s strides')
 
+    def balance_scales(self) -> List[float]:
+        """The scales the ``balance`` applied in the last backward pass, on
+        the neck outputs then the head outputs (empty without a bound or
+        before the first backward pass)."""
+        scales = []
+        for bal in (self.grad_balance, self.head_grad_balance):
+            if bal is not None and bal.last:
+                scales += bal.last['scales']
+        return scales
+
     def _check_heads(self, teacher: nn.Module, teacher_name: str,
                      head_distill: dict) -> None:
         """Prediction distillation needs the same classes (and reg_max
         when the box distributions are distilled)."""
         s_head = getattr(self.student, 'bbox_head', None)
         t_head = getattr(teacher, 'bbox_head', None)
-        checks = [('num_classes', True),
-                  ('reg_max', head_distill.get('loss_box', 1) is not None)]
+        # the box term is on unless loss_box is given as None
+        box_on = head_distill.get('loss_box', 'default') is not None
+        checks = [('num_classes', True), ('reg_max', box_on)]
         for attr, needed in checks:
             a, b = getattr(s_head, attr, None), getattr(t_head, attr, None)
             if needed and a is not None and b is not None and a != b:

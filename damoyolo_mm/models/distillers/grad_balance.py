@@ -59,6 +59,30 @@ def check_balance_cfg(balance: Optional[dict]) -> Optional[dict]:
                 eps=float(balance.get('eps', 1e-12)))
 
 
+def _norms(grads: Sequence[Optional[Tensor]]) -> List[Optional[float]]:
+    """L2 norm of each gradient (None where there is none)."""
+    return [None if g is None else float(g.detach().float().norm())
+            for g in grads]
+
+
+def _scales(n_det: Sequence[Optional[float]],
+            n_dis: Sequence[Optional[float]], max_ratio: Optional[float],
+            eps: float, scope: str) -> List[float]:
+    """The rule of :func:`feature_gradient_scales` on gradient norms."""
+    if max_ratio is None:
+        return [1.] * len(n_dis)
+    if scope == 'all':
+        def total(norms):
+            return sum(n * n for n in norms if n is not None)**0.5
+
+        t_dis = total(n_dis)
+        scale = 1. if t_dis == 0 else min(
+            1., max_ratio * total(n_det) / max(t_dis, eps))
+        return [scale] * len(n_dis)
+    return [1. if b is None else min(1., max_ratio * (a or 0.) / max(b, eps))
+            for a, b in zip(n_det, n_dis)]
+
+
 def feature_gradient_scales(g_det: Sequence[Optional[Tensor]],
                             g_dis: Sequence[Optional[Tensor]],
                             max_ratio: Optional[float],
@@ -67,24 +91,7 @@ def feature_gradient_scales(g_det: Sequence[Optional[Tensor]],
     """Per level ``min(1, max_ratio * ||g_det|| / ||g_dis||)``; all 1 when
     ``max_ratio`` is None (measuring only). ``scope='all'``: one scale from
     the norms over all levels together."""
-    if scope == 'all' and max_ratio is not None:
-        def total(grads):
-            return sum(float(g.detach().float().norm())**2
-                       for g in grads if g is not None)**0.5
-
-        n_dis = total(g_dis)
-        scale = 1. if n_dis == 0 else min(
-            1., max_ratio * total(g_det) / max(n_dis, eps))
-        return [scale] * len(g_dis)
-    scales = []
-    for gd, gs in zip(g_det, g_dis):
-        if gs is None or max_ratio is None:
-            scales.append(1.)
-            continue
-        n_dis = float(gs.detach().float().norm())
-        n_det = 0. if gd is None else float(gd.detach().float().norm())
-        scales.append(min(1., max_ratio * n_det / max(n_dis, eps)))
-    return scales
+    return _scales(_norms(g_det), _norms(g_dis), max_ratio, eps, scope)
 
 
 class _GradNormBalanceFn(torch.autograd.Function):
@@ -101,14 +108,13 @@ class _GradNormBalanceFn(torch.autograd.Function):
     def backward(ctx, *grads):
         state, num = ctx.state, ctx.num
         g_det, g_dis = grads[:num], grads[num:]
-        scales = feature_gradient_scales(g_det, g_dis, state['max_ratio'],
-                                         state['eps'], state['scope'])
-        state['last'] = dict(
-            scales=scales,
-            det_norms=[0. if g is None else float(g.float().norm())
-                       for g in g_det],
-            dis_norms=[0. if g is None else float(g.float().norm())
-                       for g in g_dis])
+        # one norm per gradient, for the rule and the record
+        n_det, n_dis = _norms(g_det), _norms(g_dis)
+        scales = _scales(n_det, n_dis, state['max_ratio'], state['eps'],
+                         state['scope'])
+        state['last'] = dict(scales=scales,
+                             det_norms=[n or 0. for n in n_det],
+                             dis_norms=[n or 0. for n in n_dis])
         out = []
         for gd, gs, s in zip(g_det, g_dis, scales):
             if gd is None and gs is None:
@@ -161,7 +167,7 @@ def _flat(grads: Sequence[Optional[Tensor]],
                       for g, p in zip(grads, params)]).float()
 
 
-def _ratios(balance: Optional['GradNormBalance']) -> Tuple[float, float]:
+def _ratios(balance: 'GradNormBalance') -> Tuple[float, float]:
     """Largest per-tensor ratio distillation / detection gradient norm of
     the last backward pass, after and before the balance."""
     last = balance.last
