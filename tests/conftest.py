@@ -9,13 +9,16 @@ import os.path as osp
 
 import pytest
 import torch
+from numerics import threads
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 GOLDEN_DIR = os.environ.get(
     'DAMOYOLO_GOLDEN', osp.join(osp.dirname(REPO_ROOT), 'shared', 'golden'))
 
 # two cores on the reference machine; keep every test deterministic
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# (DAMOYOLO_TEST_THREADS overrides every numeric test's choice, see
+# tests/numerics.py)
+torch.set_num_threads(threads(min(2, os.cpu_count() or 1)))
 
 
 def pytest_configure(config):
@@ -52,7 +55,7 @@ def single_thread():
     pytest.mark.usefixtures('single_thread')``): on the shared 2-core
     machine two threads are up to 20x slower under load; restored after."""
     n = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads(1))
     yield
     torch.set_num_threads(n)
 

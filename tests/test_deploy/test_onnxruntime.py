@@ -14,7 +14,9 @@ graph) and checked three ways:
 3. end to end, the ONNX Runtime detections equal the PyTorch detections.
    The golden weights are random: Ns has many near-identical neighbouring
    boxes whose scores differ by < 1e-6, so float rounding (~5e-7) can flip
-   which of two is kept; T matches completely, Ns 98 %.
+   which of two is kept. tests/detection_judge.py derives from the raw
+   outputs which detections these flips cannot touch, and every one of
+   them must have its partner (T: all, Ns: 98 %).
 """
 import os.path as osp
 
@@ -22,20 +24,24 @@ import numpy as np
 import pytest
 import torch
 from deploy_helpers import (VARIANTS, add_nms_inputs_as_outputs,
-                            build_fused_model, match_detections,
-                            reference_nms)
+                            build_fused_model, reference_nms)
+from detection_judge import compare_detections
+from numerics import at_least, threads, within
 
-BOX_TOL, SCORE_TOL = 1e-3, 1e-4
 # the raw tensors before NMS: ~10x the measured 1.2e-4 px / 9.2e-7
 RAW_BOX_TOL, RAW_SCORE_TOL = 1.2e-3, 1e-5
-# least fraction of matched end-to-end detections (see the module doc)
-MIN_E2E_MATCH = {'Ns': 0.97, 'T': 1.0}
+# the same boxes in another IoU arithmetic (ONNX Runtime's NMS kernel vs
+# the reference): a box move of 1e-4 px bounds its rounding
+NMS_BOX_TOL = 1e-4
+# least share of determined detections (see the module doc); measured
+# (native, AVX2 and default kernels, 1 and 2 threads): Ns 0.98, T 1.0
+MIN_DETERMINED = {'Ns': 0.9, 'T': 0.99}
 
 
 @pytest.fixture(scope='module', params=['Ns', 'T'])
 def exported(request, deploy_mod, golden_dir, tmp_path_factory):
     variant = request.param
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads(2))
     model, cfg = build_fused_model(variant, golden_dir)
     golden = torch.load(
         osp.join(golden_dir, f'{variant}_golden.pt'), weights_only=True)
@@ -87,47 +93,67 @@ def test_nms_inputs_equal_pytorch(exported):
     n, c = exported['pt_scores'].shape
     assert exported['nms_boxes'].shape == (n, 4)
     assert exported['nms_scores'].shape == (n, c)
-    db = np.abs(exported['nms_boxes'] - exported['pt_boxes']).max()
-    ds = np.abs(exported['nms_scores'] - exported['pt_scores']).max()
-    assert db <= RAW_BOX_TOL and ds <= RAW_SCORE_TOL, (db, ds)
+    v = exported['variant']
+    within(f'ONNX Runtime {v}: boxes entering NMS (px)',
+           np.abs(exported['nms_boxes'] - exported['pt_boxes']).max(),
+           RAW_BOX_TOL)
+    within(f'ONNX Runtime {v}: scores entering NMS',
+           np.abs(exported['nms_scores'] - exported['pt_scores']).max(),
+           RAW_SCORE_TOL)
     # and the official fused model's outputs (golden)
     ref = g['deploy']['reparam_fused']
-    db = np.abs(exported['nms_boxes'] - ref['bbox_preds'][0].numpy()).max()
-    ds = np.abs(exported['nms_scores'] -
-                ref['cls_scores'][0].numpy()).max()
-    assert db <= RAW_BOX_TOL and ds <= RAW_SCORE_TOL, (db, ds)
+    within(f'ONNX Runtime {v}: boxes vs official fused (px)',
+           np.abs(exported['nms_boxes'] - ref['bbox_preds'][0].numpy()).max(),
+           RAW_BOX_TOL)
+    within(f'ONNX Runtime {v}: scores vs official fused',
+           np.abs(exported['nms_scores'] -
+                  ref['cls_scores'][0].numpy()).max(), RAW_SCORE_TOL)
+
+
+def _judge(variant, what, a, b, raws, test_cfg, score_tol, box_tol,
+           max_per_class=None):
+    """Every detection of a or b that the raw outputs determine has a
+    partner on the other side (tests/detection_judge.py)."""
+    r = compare_detections(a, b, raws, test_cfg, score_tol, box_tol,
+                           max_per_class)
+    assert not r['unmatched_a'] and not r['unmatched_b'], r
+    at_least(f'ONNX Runtime {variant} {what}: determined share',
+             min(r['determined_a'], r['determined_b']),
+             MIN_DETERMINED[variant])
+    return r
 
 
 def test_graph_nms_is_pytorch_nms(exported):
+    """The graph's NMS and the head's post-processing each equal the
+    reference NMS on their own inputs. Same inputs, so only exact score ties
+    and IoUs at the threshold within the IoU arithmetic's rounding (box
+    moves of NMS_BOX_TOL) are left to the implementations."""
     tc = exported['cfg'].model.test_cfg
     args = (tc.score_thr, tc.nms.iou_threshold, tc.max_per_img)
-    # exported NMS on its own inputs == reference NMS
+    v = exported['variant']
     ref_ort = reference_nms(exported['nms_boxes'], exported['nms_scores'],
                             *args, max_per_class=500)
-    un_a, un_b, db, ds = match_detections(exported['ort'], ref_ort,
-                                          BOX_TOL, SCORE_TOL)
     assert len(exported['ort']['scores']) == len(ref_ort['scores']) == 500
-    assert not un_a and not un_b, (un_a, un_b)
-    # PyTorch post-processing on its inputs == the same reference NMS
+    _judge(v, 'graph NMS', exported['ort'], ref_ort,
+           [(exported['nms_boxes'], exported['nms_scores'])], tc, 0.,
+           NMS_BOX_TOL, max_per_class=500)
     ref_pt = reference_nms(exported['pt_boxes'], exported['pt_scores'],
                            *args, max_per_class=500)
-    un_a, un_b, _, _ = match_detections(exported['pt'], ref_pt, BOX_TOL,
-                                        SCORE_TOL)
-    assert not un_a and not un_b, (un_a, un_b)
+    _judge(v, 'PyTorch NMS', exported['pt'], ref_pt,
+           [(exported['pt_boxes'], exported['pt_scores'])], tc, 0.,
+           NMS_BOX_TOL, max_per_class=500)
 
 
 def test_end_to_end_detections_equal_pytorch(exported):
     ort, pt = exported['ort'], exported['pt']
     assert len(ort['scores']) == len(pt['scores'])
-    un_a, un_b, db, ds = match_detections(ort, pt, BOX_TOL, SCORE_TOL)
-    matched = 1 - len(un_a) / len(ort['scores'])
-    assert matched >= MIN_E2E_MATCH[exported['variant']], (matched, un_a)
-    assert db <= BOX_TOL and ds <= SCORE_TOL
+    r = _judge(exported['variant'], 'end to end', ort, pt,
+               [(exported['nms_boxes'], exported['nms_scores']),
+                (exported['pt_boxes'], exported['pt_scores'])],
+               exported['cfg'].model.test_cfg, RAW_SCORE_TOL, RAW_BOX_TOL)
+    assert r['max_box_diff'] <= RAW_BOX_TOL
     # sorted by score like the PyTorch output
     assert np.all(np.diff(ort['scores']) <= 0)
-    # the highest-scoring detections are never affected by the near-ties
-    np.testing.assert_allclose(ort['scores'][:20], pt['scores'][:20],
-                               atol=SCORE_TOL)
 
 
 def test_dynamic_shape_export(deploy_mod, golden_dir, tmp_path):
@@ -142,13 +168,14 @@ def test_dynamic_shape_export(deploy_mod, golden_dir, tmp_path):
     sess = deploy_mod.ort_session(onnx_file, threads=2)
     dets = deploy_mod.ort_detections(sess, x)
     with torch.no_grad():
+        feats = model.extract_feat(x)
         pts = model.bbox_head.predict_by_feat(
-            *model.bbox_head(model.extract_feat(x)),
+            *model.bbox_head(feats),
             batch_img_metas=[dict(img_shape=(320, 384))] * 2)
-    for d, p in zip(dets, pts):
-        p = dict(bboxes=p.bboxes.numpy(), scores=p.scores.numpy(),
-                 labels=p.labels.numpy())
-        assert len(d['scores']) == len(p['scores']) > 0
-        un_a, _, db, ds = match_detections(d, p, BOX_TOL, SCORE_TOL)
-        assert len(un_a) <= 0.03 * len(d['scores']), un_a
-        assert db <= BOX_TOL and ds <= SCORE_TOL
+        raw_s, raw_b = model.bbox_head.predict_raw(feats)
+    for i, (d, p) in enumerate(zip(dets, pts)):
+        assert len(d['scores']) == len(p.scores) > 0
+        # ONNX Runtime's raw outputs are within RAW_*_TOL of these
+        # (test_nms_inputs_equal_pytorch)
+        _judge('Ns', 'dynamic shape', d, p, [(raw_b[i], raw_s[i])],
+               cfg.model.test_cfg, RAW_SCORE_TOL, RAW_BOX_TOL)

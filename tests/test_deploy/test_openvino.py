@@ -14,10 +14,15 @@ import numpy as np
 import pytest
 import torch
 from deploy_helpers import (REPO, VARIANTS, add_nms_inputs_as_outputs,
-                            build_fused_model, match_detections)
+                            build_fused_model)
+from detection_judge import compare_detections
+from numerics import at_least, threads, within
 
+# raw tensors before NMS; measured (native, AVX2, 1 and 2 threads):
+# 1.2e-4 px / 9.2e-7
 BOX_TOL, SCORE_TOL = 1e-3, 1e-4
-MIN_E2E_MATCH = {'Ns': 0.97, 'T': 1.0}
+# least share of determined detections, measured: Ns 0.98, T 1.0
+MIN_DETERMINED = {'Ns': 0.9, 'T': 0.99}
 OV_CFG = {
     'Ns': 'configs/deploy/detection_openvino_static-416x416_nano.py',
     'T': 'configs/deploy/detection_openvino_static-640x640.py'
@@ -33,7 +38,7 @@ def ov(deploy_mod):
 @pytest.fixture(scope='module', params=['Ns', 'T'])
 def exported(request, deploy_mod, ov, golden_dir, tmp_path_factory):
     variant = request.param
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads(2))
     model, cfg = build_fused_model(variant, golden_dir)
     x = torch.load(osp.join(golden_dir, f'{variant}_golden.pt'),
                    weights_only=True)['input']
@@ -59,6 +64,7 @@ def exported(request, deploy_mod, ov, golden_dir, tmp_path_factory):
             *model.bbox_head(model.extract_feat(x)),
             batch_img_metas=[dict(img_shape=tuple(x.shape[-2:]))])[0]
     return dict(variant=variant, xml=xml, work=work, x=x, raw=raw, ov=ovd,
+                test_cfg=cfg.model.test_cfg,
                 pt_boxes=pt_boxes[0].numpy(), pt_scores=pt_scores[0].numpy(),
                 pt=dict(bboxes=pt.bboxes.numpy(), scores=pt.scores.numpy(),
                         labels=pt.labels.numpy()))
@@ -81,27 +87,39 @@ def test_ir_files(exported, ov):
                    for c in consts)
 
 
-def test_nms_inputs_equal_pytorch(exported):
+def _ov_raw(exported):
+    """The OpenVINO boxes (N, 4) and scores (N, C) entering the NMS."""
     raw = exported['raw']
     boxes = [v for k, v in raw.items() if v.ndim == 3 and v.shape[-1] == 4
              and k not in ('dets', )]
     scores = [v for k, v in raw.items() if v.ndim == 3 and k not in (
         'dets', ) and v.shape[-1] != 4]
     assert len(boxes) == 1 and len(scores) == 1, list(raw)
-    db = np.abs(boxes[0][0] - exported['pt_boxes']).max()
-    ds = np.abs(scores[0][0].T - exported['pt_scores']).max()
-    assert db <= BOX_TOL and ds <= SCORE_TOL, (db, ds)
+    return boxes[0][0], scores[0][0].T
+
+
+def test_nms_inputs_equal_pytorch(exported):
+    boxes, scores = _ov_raw(exported)
+    v = exported['variant']
+    within(f'OpenVINO {v}: boxes entering NMS (px)',
+           np.abs(boxes - exported['pt_boxes']).max(), BOX_TOL)
+    within(f'OpenVINO {v}: scores entering NMS',
+           np.abs(scores - exported['pt_scores']).max(), SCORE_TOL)
 
 
 def test_end_to_end_detections_equal_pytorch(exported):
+    """Every detection that the raw outputs determine has its partner
+    (tests/detection_judge.py)."""
     ovd, pt = exported['ov'], exported['pt']
     assert len(ovd['scores']) == len(pt['scores']) == 500
-    un_a, _, db, ds = match_detections(ovd, pt, BOX_TOL, SCORE_TOL)
-    matched = 1 - len(un_a) / len(ovd['scores'])
-    assert matched >= MIN_E2E_MATCH[exported['variant']], (matched, un_a)
-    assert db <= BOX_TOL and ds <= SCORE_TOL
-    np.testing.assert_allclose(ovd['scores'][:20], pt['scores'][:20],
-                               atol=SCORE_TOL)
+    v = exported['variant']
+    r = compare_detections(
+        ovd, pt, [_ov_raw(exported),
+                  (exported['pt_boxes'], exported['pt_scores'])],
+        exported['test_cfg'], SCORE_TOL, BOX_TOL)
+    assert not r['unmatched_a'] and not r['unmatched_b'], r
+    at_least(f'OpenVINO {v} end to end: determined share',
+             min(r['determined_a'], r['determined_b']), MIN_DETERMINED[v])
 
 
 def test_mmdeploy_backend_manager_uses_current_api(exported, deploy_mod):

@@ -22,6 +22,7 @@ import pytest
 import torch
 from deploy_helpers import REPO, gpu_missing
 from mmengine.config import Config
+from numerics import threads
 
 QS_CFG = osp.join(REPO, 'configs/quickstart/damoyolo_quickstart.py')
 INT8_CFG = osp.join(
@@ -70,7 +71,7 @@ def qs(deploy_mod, golden_dir, tmp_path_factory):
 @pytest.fixture(scope='module')
 def int8(qs, deploy_mod, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('int8'))
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads(2))
     logs = []
     # fewer images than the config's 32 / 8 to keep the test short
     onnx_file, report = deploy_mod.export_int8(

@@ -14,6 +14,9 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
+from detection_judge import compare_detections
+from numerics import at_least, within
+
 from damoyolo_mm.converters import convert_official_state_dict
 from damoyolo_mm.variants import variant_config
 
@@ -59,34 +62,36 @@ def test_fused_channels_last_equals_nchw(golden_dir, variant):
         assert all(_cl(f) for f in feats)  # activations follow the weights
         s1, b1 = cl.bbox_head.predict_raw(feats)
         s2, b2 = nchw.bbox_head.predict_raw(nchw.extract_feat(x))
-    assert (s1 - s2).abs().max() <= SCORE_TOL
-    assert (b1 - b2).abs().max() <= BOX_TOL
+    within(f'channels-last {variant}: class scores',
+           float((s1 - s2).abs().max()), SCORE_TOL)
+    within(f'channels-last {variant}: boxes (px)',
+           float((b1 - b2).abs().max()), BOX_TOL)
     # post-NMS detections (predict, the tools/test.py path): same set
-    _assert_same_detections(_predict(cl, x), _predict(nchw, x), variant)
+    _assert_same_detections(_predict(cl, x), _predict(nchw, x), variant,
+                            [(b1[0], s1[0]), (b2[0], s2[0])],
+                            cl.bbox_head.test_cfg)
 
 
-# the random golden weights of Ns give many neighbouring boxes whose scores
-# differ by < 1e-5: rounding can swap which of two survives NMS (as for
-# ONNX Runtime, tests/test_deploy/test_onnxruntime.py)
-MIN_MATCH = {'Ns': 0.97, 'T': 1.0}
+# Least share of determined detections (tests/detection_judge.py); the
+# random golden weights of Ns give many neighbouring boxes whose scores
+# differ by < 1e-5, whose NMS outcome float rounding decides. Measured
+# (native, AVX2 and default kernels, 1 and 2 threads): Ns 0.98, T 1.0.
+MIN_DETERMINED = {'Ns': 0.9, 'T': 0.99}
 
 
-def _assert_same_detections(a, b, variant):
+def _raw(model, x):
+    with torch.no_grad():
+        s, b = model.bbox_head.predict_raw(model.extract_feat(x))
+    return b[0], s[0]
+
+
+def _assert_same_detections(a, b, variant, raws, test_cfg):
     assert len(a) == len(b) == 500
-    sa, sb = a.scores.numpy(), b.scores.numpy()
-    np.testing.assert_allclose(sa[:20], sb[:20], atol=SCORE_TOL)
-    # one-to-one: same label, box within BOX_TOL, score within SCORE_TOL
-    ba, bb = a.bboxes.numpy(), b.bboxes.numpy()
-    la, lb = a.labels.numpy(), b.labels.numpy()
-    used = np.zeros(len(sb), bool)
-    matched = 0
-    for i in range(len(sa)):
-        ok = (~used) & (lb == la[i]) & (np.abs(bb - ba[i]).max(1) <= BOX_TOL) \
-            & (np.abs(sb - sa[i]) <= SCORE_TOL)
-        if ok.any():
-            used[np.flatnonzero(ok)[0]] = True
-            matched += 1
-    assert matched >= MIN_MATCH[variant] * len(sa), matched
+    r = compare_detections(a, b, raws, test_cfg, SCORE_TOL, BOX_TOL)
+    assert not r['unmatched_a'] and not r['unmatched_b'], r
+    at_least(f'channels-last {variant}: determined share',
+             min(r['determined_a'], r['determined_b']),
+             MIN_DETERMINED[variant])
 
 
 def test_predict_switches_and_train_restores(golden_dir):
@@ -100,7 +105,8 @@ def test_predict_switches_and_train_restores(golden_dir):
     d1, d2 = _predict(model, x), _predict(ref, x)
     assert model.weights_memory_format() == 'channels_last'
     assert ref.weights_memory_format() == 'contiguous'
-    _assert_same_detections(d1, d2, 'Ns')
+    _assert_same_detections(d1, d2, 'Ns', [_raw(model, x), _raw(ref, x)],
+                            ref.bbox_head.test_cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.train()
     assert model.weights_memory_format() == 'contiguous'

@@ -12,6 +12,9 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
+from detection_judge import compare_detections
+from numerics import at_least, within
+
 from damoyolo_mm.converters import convert_official_state_dict
 from damoyolo_mm.variants import variant_config
 
@@ -70,12 +73,14 @@ def test_backbone_and_neck_features(parity):
     g = parity['golden']['features']
     feats, neck = parity['out'][:2]
     assert len(feats) == len(g['backbone']) == 3
+    v = parity['variant']
     for ours, ref in zip(feats, g['backbone']):
         assert ours.shape == ref.shape
-        assert _max_diff(ours, ref) <= FEAT_ATOL
+        within(f'golden {v}: backbone features', _max_diff(ours, ref),
+               FEAT_ATOL)
     for ours, ref in zip(neck, g['neck']):
         assert ours.shape == ref.shape
-        assert _max_diff(ours, ref) <= FEAT_ATOL
+        within(f'golden {v}: neck features', _max_diff(ours, ref), FEAT_ATOL)
 
 
 def test_raw_outputs(parity):
@@ -87,54 +92,36 @@ def test_raw_outputs(parity):
     assert _max_diff(boxes, raw['bbox_preds']) <= BOX_ATOL
 
 
-def _match_detections(ours, ref, score_tol=0.):
-    """Match post-NMS detections one to one (same label, box within
-    BOX_ATOL, score within max(CLS_ATOL, ``score_tol``)), searching among
-    the golden detections whose score is within ``score_tol`` of ours
-    (exact ties when 0). Returns the indices of our unmatched
-    detections."""
-    assert len(ours.scores) == len(ref['scores'])
-    used = torch.zeros(len(ref['scores']), dtype=torch.bool)
-    unmatched = []
-    for i in range(len(ours.scores)):
-        near = (ref['scores'] - ours.scores[i]).abs() <= max(
-            score_tol, 0.)
-        if score_tol == 0:
-            near = ref['scores'] == ref['scores'][i]
-        cand = near & ~used & (ref['labels'] == ours.labels[i]) & (
-            (ref['bboxes'] - ours.bboxes[i]).abs().amax(1) <= BOX_ATOL) & (
-                (ref['scores'] - ours.scores[i]).abs() <= max(
-                    CLS_ATOL, score_tol))
-        idx = cand.nonzero().flatten()
-        if len(idx):
-            used[idx[0]] = True
-        else:
-            unmatched.append(i)
-    return unmatched
+# Least share of the 500 detections whose presence the raw outputs determine
+# (tests/detection_judge.py); measured on the goldens (native, AVX2 and
+# default kernels, 1 and 2 threads): Ns 0.978, Nm 0.978, T 1.0.
+MIN_DETERMINED = dict(Ns=0.9, Nm=0.9, T=0.99)
 
 
-def _check_detections(dets, ref, variant):
-    """Our post-NMS detections match the golden ones one to one (label, box
-    within BOX_ATOL, score within CLS_ATOL for T, 2e-5 for the nanos).
+def _check_detections(parity, dets, scores, boxes, what):
+    """Our post-NMS detections against the golden ones: every detection
+    whose presence is determined by the raw outputs (both sides, within
+    CLS_ATOL / BOX_ATOL) has a partner (label, box within BOX_ATOL, score
+    within CLS_ATOL) on the other side.
 
-    T matches completely. The nano goldens are ill-conditioned for NMS:
-    groups of stride-32 priors differ in score by only ~1e-6 (their deepest
-    features are nearly input independent), the size of float-rounding
-    noise (thread count, conv+BN folding: ~5e-7), so the order inside such
-    a group, hence which of two overlapping boxes survives NMS and what it
-    suppresses further down, can flip; a flipped detection is matched to
-    its near-tie partner, hence the wider score window of 2e-5. Measured:
-    0 to 8 of 500 detections differ for Ns / Nm depending on the rounding
-    on one build of torch 2.13, 16 (Nm) on another; 25 are allowed. The NMS
-    itself is checked exactly by :func:`test_config_nms_on_golden_raw`.
+    The nano goldens are ill-conditioned for NMS: groups of stride-32
+    priors differ in score by only ~1e-6 (their deepest features are nearly
+    input independent), the size of float-rounding noise, so which of two
+    overlapping boxes survives NMS, and what it suppresses further down, is
+    not determined; the judge leaves exactly those out. The NMS itself is
+    checked exactly by :func:`test_config_nms_on_golden_raw`.
     """
-    assert len(dets.scores) == len(ref['scores']) == 500
-    if variant == 'T':
-        unmatched, limit = _match_detections(dets, ref, CLS_ATOL), 0
-    else:
-        unmatched, limit = _match_detections(dets, ref, 2e-5), 25
-    assert len(unmatched) <= limit, \
-        f'{len(unmatched)} of 500 detections differ: {unmatched[:20]}'
+    g, variant = parity['golden'], parity['variant']
+    assert len(dets.scores) == len(g['dets']['scores']) == 500
+    r = compare_detections(
+        dets, g['dets'], [(boxes[0], scores[0]),
+                          (g['raw']['bbox_preds'][0],
+                           g['raw']['cls_scores'][0])],
+        parity['model'].bbox_head.test_cfg, CLS_ATOL, BOX_ATOL)
+    assert not r['unmatched_a'] and not r['unmatched_b'], r
+    at_least(f'golden {variant} {what}: determined share',
+             min(r['determined_a'], r['determined_b']),
+             MIN_DETERMINED[variant])
 
 
 def test_config_nms_on_golden_raw(parity):
@@ -150,13 +137,13 @@ def test_config_nms_on_golden_raw(parity):
     assert torch.equal(dets.labels, g['dets']['labels'])
     torch.testing.assert_close(dets.scores, g['dets']['scores'], atol=0,
                                rtol=0)
-    assert _match_detections(dets, g['dets']) == []
+    assert torch.equal(dets.bboxes, g['dets']['bboxes'])
 
 
 def test_post_nms_detections(parity):
     assert parity['golden']['meta']['nms_max_per_img'] == 500
-    _check_detections(parity['dets'], parity['golden']['dets'],
-                      parity['variant'])
+    _check_detections(parity, parity['dets'], *parity['out'][2:],
+                      'post-NMS')
 
 
 def test_fused_equals_unfused(parity):
@@ -169,10 +156,14 @@ def test_fused_equals_unfused(parity):
                    if type(m).__name__ == 'RepConv')
     g = parity['golden']
     feats, neck, scores, boxes = parity['fused']
+    v = parity['variant']
     for ours, ref in zip(neck, g['features']['neck']):
-        assert _max_diff(ours, ref) <= FEAT_ATOL * 10
+        within(f'golden {v}: fused neck features', _max_diff(ours, ref),
+               FEAT_ATOL * 10)
     for ref in (g['raw'], g['deploy']['reparam_fused']):
-        assert _max_diff(scores, ref['cls_scores']) <= CLS_ATOL
-        assert _max_diff(boxes, ref['bbox_preds']) <= BOX_ATOL
+        within(f'golden {v}: fused class scores',
+               _max_diff(scores, ref['cls_scores']), CLS_ATOL)
+        within(f'golden {v}: fused boxes (px)',
+               _max_diff(boxes, ref['bbox_preds']), BOX_ATOL)
     dets = model.bbox_head.postprocess_single(scores[0], boxes[0])
-    _check_detections(dets, g['dets'], parity['variant'])
+    _check_detections(parity, dets, scores, boxes, 'fused post-NMS')

@@ -15,6 +15,9 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
+from detection_judge import compare_detections
+from numerics import at_least, threads, within
+
 from damoyolo_mm.converters import convert_official_state_dict
 from damoyolo_mm.variants import variant_config
 
@@ -27,7 +30,7 @@ BOX_ATOL = 1.8e-3
 @pytest.fixture(scope='module')
 def m_parity(golden_dir):
     n = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads(1))
     try:
         ckpt = torch.load(osp.join(golden_dir, 'M_ckpt_fp16.pth'),
                           weights_only=True)
@@ -54,29 +57,6 @@ def m_parity(golden_dir):
                 dets=dets, fused=fused)
 
 
-def _as_dict(dets):
-    if isinstance(dets, dict):
-        return dets
-    return dict(bboxes=dets.bboxes, scores=dets.scores, labels=dets.labels)
-
-
-def _unmatched(ours, ref):
-    """Indices of our detections without a partner in ``ref`` (one to one:
-    same label, box within BOX_ATOL, score within CLS_ATOL)."""
-    ours, ref = _as_dict(ours), _as_dict(ref)
-    used = torch.zeros(len(ref['scores']), dtype=torch.bool)
-    missing = []
-    for i in range(len(ours['scores'])):
-        ok = (~used) & (ref['labels'] == ours['labels'][i]) & (
-            (ref['bboxes'] - ours['bboxes'][i]).abs().amax(1) <= BOX_ATOL) & (
-                (ref['scores'] - ours['scores'][i]).abs() <= CLS_ATOL)
-        if ok.any():
-            used[ok.nonzero()[0, 0]] = True
-        else:
-            missing.append(i)
-    return missing
-
-
 def _max_diff(a, b):
     return float((a - b).abs().max())
 
@@ -96,8 +76,10 @@ def test_raw_outputs(m_parity):
     assert m_parity['scores'].shape == raw['cls_scores'].shape == (1, 8400,
                                                                      80)
     assert m_parity['boxes'].shape == raw['bbox_preds'].shape
-    assert _max_diff(m_parity['scores'], raw['cls_scores']) <= CLS_ATOL
-    assert _max_diff(m_parity['boxes'], raw['bbox_preds']) <= BOX_ATOL
+    within('golden M: class scores',
+           _max_diff(m_parity['scores'], raw['cls_scores']), CLS_ATOL)
+    within('golden M: boxes (px)',
+           _max_diff(m_parity['boxes'], raw['bbox_preds']), BOX_ATOL)
 
 
 def test_config_nms_on_golden_raw(m_parity):
@@ -114,21 +96,34 @@ def test_config_nms_on_golden_raw(m_parity):
     assert torch.equal(dets.bboxes, g['dets']['bboxes'])
 
 
-# The golden has near-ties: two priors of class 23 whose scores differ by
-# 4e-8 (below the float noise of ~5e-7) and whose boxes overlap, so which of
-# them survives NMS (and what it suppresses further down the list) can flip.
-# Measured: 2 of 500 detections (ranks 475-476) differ, the rest match one
-# to one. The NMS itself is checked exactly by test_config_nms_on_golden_raw.
-MAX_UNMATCHED = 5
+# The golden has near-ties (two priors of class 23 whose scores differ by
+# 4e-8, below the float noise of ~5e-7, and whose boxes overlap), so which
+# of them survives NMS, and what it suppresses further down, is not
+# determined by the raw outputs; tests/detection_judge.py leaves out
+# exactly the detections whose presence the raw outputs (ours and the
+# golden's, within CLS_ATOL / BOX_ATOL) do not determine. Measured share of
+# determined detections: 0.97 (native, AVX2 and default kernels, 1 and 2
+# threads). The NMS itself is checked exactly by
+# test_config_nms_on_golden_raw.
+MIN_DETERMINED = 0.9
+
+
+def _check_detections(m_parity, dets, scores, boxes, what):
+    g = m_parity['golden']
+    assert len(g['dets']['scores']) == len(dets.scores) == 500
+    r = compare_detections(
+        dets, g['dets'], [(boxes[0], scores[0]),
+                          (g['raw']['bbox_preds'][0],
+                           g['raw']['cls_scores'][0])],
+        m_parity['model'].bbox_head.test_cfg, CLS_ATOL, BOX_ATOL)
+    assert not r['unmatched_a'] and not r['unmatched_b'], r
+    at_least(f'golden M {what}: determined share',
+             min(r['determined_a'], r['determined_b']), MIN_DETERMINED)
 
 
 def test_post_nms_detections(m_parity):
-    ref = m_parity['golden']['dets']
-    assert len(ref['scores']) == len(m_parity['dets'].scores) == 500
-    unmatched = _unmatched(m_parity['dets'], ref)
-    assert len(unmatched) <= MAX_UNMATCHED, unmatched
-    # the first 400 (well separated scores) match without exception
-    assert all(i >= 400 for i in unmatched), unmatched
+    _check_detections(m_parity, m_parity['dets'], m_parity['scores'],
+                      m_parity['boxes'], 'post-NMS')
 
 
 def test_fused_equals_unfused(m_parity):
@@ -142,10 +137,9 @@ def test_fused_equals_unfused(m_parity):
     raw = m_parity['golden']['raw']
     for ref_s, ref_b in ((m_parity['scores'], m_parity['boxes']),
                          (raw['cls_scores'], raw['bbox_preds'])):
-        assert _max_diff(scores, ref_s) <= CLS_ATOL
-        assert _max_diff(boxes, ref_b) <= BOX_ATOL
+        within('golden M: fused class scores', _max_diff(scores, ref_s),
+               CLS_ATOL)
+        within('golden M: fused boxes (px)', _max_diff(boxes, ref_b),
+               BOX_ATOL)
     dets = model.bbox_head.postprocess_single(scores[0], boxes[0])
-    assert len(dets.scores) == 500
-    unmatched = _unmatched(dets, m_parity['golden']['dets'])
-    assert len(unmatched) <= MAX_UNMATCHED and all(i >= 400
-                                                  for i in unmatched)
+    _check_detections(m_parity, dets, scores, boxes, 'fused post-NMS')

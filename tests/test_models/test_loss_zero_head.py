@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
+from numerics import threads as num_threads
+from numerics import within
 
 CASES = ['ckpt', 'head_init']
 # Relative error of the losses against the golden, measured: <= 1.2e-7 from
@@ -217,9 +219,11 @@ def test_full_model_loss_parity(t_model, golden_dir, train_golden, case):
     ref = train_golden['cases'][case]['losses']
     assert set(losses) == {'loss_cls', 'loss_bbox', 'loss_dfl'}
     for key in ('loss_cls', 'loss_bbox', 'loss_dfl'):
-        assert rel_err(losses[key], ref[key]) < LOSS_RTOL, key
+        within(f'T train {case}: full-model {key} (relative)',
+               rel_err(losses[key], ref[key]), LOSS_RTOL)
     total = sum(v.item() for v in losses.values())
-    assert rel_err(total, ref['total_loss']) < LOSS_RTOL
+    within(f'T train {case}: full-model total loss (relative)',
+           rel_err(total, ref['total_loss']), LOSS_RTOL)
 
 
 LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_dfl')
@@ -227,14 +231,15 @@ GRAD_REF = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'data',
     't_train_grads.json')
 # Relative tolerances of gradient norms per part (and of the prediction
-# conv bias gradients), ~10x the measured spread: with one thread ours
-# equal the official gradients bit for bit; with two threads (as the golden
-# was made) the backbone norms move by up to 2.9e-4 (large early-layer sums
-# in another order), the neck by 1.7e-5, the head by 1.4e-6. The norm of all
-# gradients of the total loss matches the golden to 3.0e-5 (1 thread) /
-# 1.8e-7 (2 threads).
+# conv bias gradients), ~5-10x the measured spread: with one thread and
+# AVX-512 kernels ours equal the official gradients bit for bit; another
+# reduction order (two threads, AVX2 or default kernels) moves the backbone
+# norms by up to 2.9e-4 (large early-layer sums), the neck by 1.7e-5, the
+# head by 1.4e-6. The norm of all gradients of the total loss is dominated
+# by the backbone's: it matches the golden to 1.8e-7 (2 threads, AVX-512),
+# 6.4e-4 on an AVX2-only CPU; so it shares the backbone's tolerance.
 GRAD_RTOL = dict(all=3e-3, backbone=3e-3, neck=2e-4, gfl_cls=1e-5,
-                 gfl_reg=1e-5, bias=1e-5, golden_norm=3e-4)
+                 gfl_reg=1e-5, bias=1e-5, golden_norm=3e-3)
 
 
 @pytest.fixture(scope='module')
@@ -245,7 +250,7 @@ def branch_grads(t_model, golden_dir, train_golden):
     params = list(t_model.parameters())
     out = {}
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(num_threads(1))
     try:
         for case in CASES:
             _load_case(t_model, golden_dir, train_golden, case)
@@ -289,7 +294,8 @@ def test_full_model_gradient_norm(t_model, branch_grads, train_golden,
     """Backward of the total loss: norm of all parameter gradients."""
     norm = _grad_norms(t_model, branch_grads[case]['total'])['all']
     ref = train_golden['cases'][case]['grad_norm_all_params']
-    assert rel_err(norm, ref) < GRAD_RTOL['golden_norm']
+    within(f'T train {case}: norm of all gradients (relative)',
+           rel_err(norm, ref), GRAD_RTOL['golden_norm'])
 
 
 @pytest.mark.parametrize('case', CASES)
@@ -308,14 +314,16 @@ def test_per_branch_gradients(t_model, branch_grads, case, key):
     assert scale > 0
     for name, value in norms.items():
         expected = ref['norm'][name]
-        assert abs(value - expected) <= GRAD_RTOL[name] * max(
-            expected, 1e-3 * scale), (name, value, expected)
+        within(f'T train {case}: {key} gradient norm of {name} (relative)',
+               abs(value - expected) / max(expected, 1e-3 * scale),
+               GRAD_RTOL[name], f'{value} vs {expected}')
     index = {id(p): i for i, p in enumerate(t_model.parameters())}
     for name, expected in ref['bias'].items():
         branch, level = name.split('.')
         conv = getattr(t_model.bbox_head, branch)[int(level)]
         ours = grads[index[id(conv.bias)]].double()
         expected = torch.tensor(expected, dtype=torch.float64)
-        tol = GRAD_RTOL['bias'] * max(float(expected.abs().max()),
-                                      1e-3 * scale)
-        assert float((ours - expected).abs().max()) <= tol, name
+        within(f'T train {case}: {key} bias gradients (relative)',
+               float((ours - expected).abs().max()) / max(
+                   float(expected.abs().max()), 1e-3 * scale),
+               GRAD_RTOL['bias'], name)
