@@ -65,6 +65,7 @@ def logger():
     log.records = handler.records
     yield log
     log.removeHandler(handler)
+    del log.records
 
 
 def _refuse(ckpt, own=None, skip=(), prefix=''):
@@ -645,7 +646,8 @@ def test_detector_checks_under_its_prefix(ns_fresh):
     wrapper.det = ns_fresh
     wrapper.extra = nn.Linear(1, 1)
     ckpt = {'det.' + k: v for k, v in _shifted(ns_fresh).items()}
-    ckpt.update({'extra.weight': torch.ones(1, 1), 'extra.bias': torch.ones(1)})
+    ckpt.update({'extra.weight': torch.ones(1, 1),
+                 'extra.bias': torch.ones(1)})
     wrapper.load_state_dict(ckpt, strict=True)
     assert torch.equal(ns_fresh.bbox_head.gfl_cls[0].bias,
                        ckpt['det.bbox_head.gfl_cls.0.bias'])

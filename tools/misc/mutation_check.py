@@ -320,9 +320,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     selected = [m for m in MUTATIONS
                 if args.only is None or m.name in args.only]
+    width = max([len(m.name) for m in selected] + [18]) + 2
     if args.list:
         for m in selected:
-            print(f'{m.name:18s} {m.description}\n{"":18s} tests: '
+            print(f'{m.name:{width}s}{m.description}\n{"":{width}s}tests: '
                   f'{", ".join(m.tests)}')
         return 0
     results: Dict[str, Tuple[bool, List[str], float]] = {}
@@ -363,10 +364,10 @@ def main(argv=None) -> int:
                   f'({sec:.0f} s) {osp.relpath(path, root)}')
             for t in failed:
                 print(f'    {t}')
-    print('\nmutation            caught  failing tests')
+    print(f'\n{"mutation":{width}s}caught  failing tests')
     for m in selected:
         caught, failed, _ = results[m.name]
-        print(f'{m.name:20s}{"yes" if caught else "NO":8s}{len(failed)}')
+        print(f'{m.name:{width}s}{"yes" if caught else "NO":8s}{len(failed)}')
     missed = [name for name, (caught, _, _) in results.items() if not caught]
     if missed:
         print(f'not caught: {", ".join(missed)}')
