@@ -588,9 +588,7 @@ def ns():
     from mmengine.config import Config
 
     from damoyolo_mm.variants import variant_config
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(variant_config('ns')).model)
-    return model
+    return MODELS.build(Config.fromfile(variant_config('ns')).model)
 
 
 @pytest.fixture
