@@ -71,6 +71,144 @@ MUTATIONS = (
         'conv+BN fold with eps 1e-5 instead of bn.eps',
         r'\(bn\.running_var \+ bn\.eps\)', '(bn.running_var + 1e-5)', 1,
         ('test_conv_bn_fold.py', 'test_tinynas_backbones.py')),
+    # strict checkpoint loading, one rule each
+    Mutation(
+        'skip_prefix_match',
+        'partial_load.skip patterns searched at the start of a key '
+        '(re.match) instead of matching the whole key',
+        r'return any\(p\.fullmatch\(key\) for p in self\.patterns\)',
+        'return any(p.match(key) for p in self.patterns)', 1,
+        ('test_strict_load_rules.py', )),
+    Mutation(
+        'skip_fill_without_prefix',
+        'a skipped model key is filled in without the module prefix',
+        r'state_dict\[prefix \+ k\] = own\[k\]', 'state_dict[k] = own[k]',
+        1, ('test_strict_load_rules.py', )),
+    Mutation(
+        'shapeless_value_compared',
+        'a checkpoint value without a shape is compared by shape',
+        r"hasattr\(\s*state_dict\[incoming\[k\]\], 'shape'\) and ", '', 1,
+        ('test_strict_load_rules.py', )),
+    Mutation(
+        'class_hint_any',
+        "'only the class layers differ' hint when any (not every) "
+        'mismatched key is a class layer',
+        r"all\((\s*)k\.startswith\('bbox_head\.gfl_cls\.'\)",
+        r"any(\1k.startswith('bbox_head.gfl_cls.')", 1,
+        ('test_strict_load_rules.py', )),
+    Mutation(
+        'variant_hint_own_release',
+        "'fits the released variant' hint also when the checkpoint fits the "
+        "model's own release",
+        r'if fits is not None and fits != ours:', 'if fits is not None:', 1,
+        ('test_strict_load_rules.py', )),
+    Mutation(
+        'key_list_cap',
+        "mismatch message adds '...' after exactly 3 keys (>= instead of >)",
+        r'if len\(keys\) > _SHOWN else', 'if len(keys) >= _SHOWN else', 1,
+        ('test_strict_load_rules.py', )),
+    Mutation(
+        'official_key_prefix_match',
+        'official key rules matched at the start (re.match) instead of the '
+        'whole key',
+        r'm = pattern\.fullmatch\(key\)', 'm = pattern.match(key)', 1,
+        ('test_strict_load_rules.py', )),
+    Mutation(
+        'official_duplicate_key',
+        'an official key given twice (with and without module.) overwrites '
+        'the first instead of being refused',
+        r'if new_key is None or new_key in converted:',
+        'if new_key is None:', 1, ('test_strict_load_rules.py', )),
+    # loss targets and normalisers, one boundary each
+    Mutation(
+        'dfl_clamp_max',
+        'DFL distance targets clamped at reg_max instead of reg_max - 0.1',
+        r'max=self\.reg_max - 0\.1\)', 'max=self.reg_max)', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'dfl_clamp_min',
+        'DFL distance targets not clamped at 0',
+        r'\.clamp\(min=0, max=self\.reg_max', '.clamp(max=self.reg_max', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'gt_inds_clamp',
+        'matched-GT index clamped at 1 instead of 0 (positives of GT 0 get '
+        'GT 1)',
+        r"assign\['gt_inds'\]\.clamp\(min=0\)",
+        "assign['gt_inds'].clamp(min=1)", 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'avg_factor_mean_clamp',
+        'loss normaliser clamps the per-process mean, not the global sum',
+        r'max\(float\(total\), 1\.0\) / get_world_size\(\)',
+        'max(float(total) / get_world_size(), 1.0)', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'box_norm_unclamped',
+        'GIoU / DFL normaliser is the weight sum, not max(sum, 1)',
+        r'norm_factor = global_avg_factor\(weight_targets\.sum\(\)\)',
+        'norm_factor = float(weight_targets.sum())', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'dfl_avg_factor',
+        'DFL averaged over the weight sum instead of 4 x (one per side)',
+        r'avg_factor=4\.0 \* norm_factor', 'avg_factor=norm_factor', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'iou_union_eps_added',
+        'IoU union + eps instead of max(union, eps)',
+        r'union = torch\.max\(union, union\.new_tensor\(\[eps\]\)\)',
+        'union = union + eps', 1, ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'iou_cost_eps',
+        'IoU cost -log(IoU + 1e-6) instead of + 1e-7',
+        r'iou_eps: float = 1e-7', 'iou_eps: float = 1e-6', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'in_box_inclusive',
+        'a prior on the left edge of a GT box counts as inside',
+        r'\(px - x1 > 0\)', '(px - x1 >= 0)', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'in_centre_inclusive',
+        'a prior on the left edge of the centre square counts as inside',
+        r'\(\(px - \(cx - self\.center_radius \* sx\) > 0\)',
+        '((px - (cx - self.center_radius * sx) >= 0)', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'dynamic_k_min_one',
+        'dynamic k not clamped to at least 1',
+        r'\.int\(\)\.clamp\(min=1\)', '.int()', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'dynamic_k_rounded',
+        'dynamic k rounds the IoU sum instead of truncating it',
+        r'topk_ious\.sum\(dim=1\)\.int\(\)',
+        'topk_ious.sum(dim=1).round().int()', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'dynamic_k_topk',
+        'dynamic k sums topk - 1 IoUs',
+        r'k_iou = min\(self\.topk, num_priors\)',
+        'k_iou = min(self.topk - 1, num_priors)', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'kth_index_clamp',
+        'k-th cost gathered at dynamic_k - 1 without clamping (GT without '
+        'candidates)',
+        r'\(dynamic_k - 1\)\.clamp\(min=0\)', '(dynamic_k - 1)', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'kth_ties',
+        'priors tied at the k-th cost: one fewer taken (< instead of <=)',
+        r'<= remaining\[\.\.\., None\]', '< remaining[..., None]', 1,
+        ('test_loss_targets_boundaries.py', )),
+    Mutation(
+        'conflict_single_match',
+        'a prior matched by one GT also moved to its cheapest GT',
+        r'torch\.where\(num_matched > 1, cheapest, first_match\)',
+        'torch.where(num_matched > 0, cheapest, first_match)', 1,
+        ('test_loss_targets_boundaries.py', )),
 )
 
 
@@ -182,9 +320,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     selected = [m for m in MUTATIONS
                 if args.only is None or m.name in args.only]
+    width = max([len(m.name) for m in selected] + [18]) + 2
     if args.list:
         for m in selected:
-            print(f'{m.name:18s} {m.description}\n{"":18s} tests: '
+            print(f'{m.name:{width}s}{m.description}\n{"":{width}s}tests: '
                   f'{", ".join(m.tests)}')
         return 0
     results: Dict[str, Tuple[bool, List[str], float]] = {}
@@ -225,10 +364,10 @@ def main(argv=None) -> int:
                   f'({sec:.0f} s) {osp.relpath(path, root)}')
             for t in failed:
                 print(f'    {t}')
-    print('\nmutation            caught  failing tests')
+    print(f'\n{"mutation":{width}s}caught  failing tests')
     for m in selected:
         caught, failed, _ = results[m.name]
-        print(f'{m.name:20s}{"yes" if caught else "NO":8s}{len(failed)}')
+        print(f'{m.name:{width}s}{"yes" if caught else "NO":8s}{len(failed)}')
     missed = [name for name, (caught, _, _) in results.items() if not caught]
     if missed:
         print(f'not caught: {", ".join(missed)}')
