@@ -33,9 +33,13 @@ RAW_BOX_TOL, RAW_SCORE_TOL = 1.2e-3, 1e-5
 # the same boxes in another IoU arithmetic (ONNX Runtime's NMS kernel vs
 # the reference): a box move of 1e-4 px bounds its rounding
 NMS_BOX_TOL = 1e-4
-# least share of determined detections (see the module doc); measured
-# (native, AVX2 and default kernels, 1 and 2 threads): Ns 0.98, T 1.0
-MIN_DETERMINED = {'Ns': 0.9, 'T': 0.99}
+# least share of determined detections (see the module doc), ~2/3 of the
+# worst measured (native, AVX2 and default kernels, 1 and 2 threads):
+# end to end Ns 0.13, T 0.996; NMS on the same inputs Ns 0.99, T 0.998;
+# dynamic shape (one side's raw outputs at hand) 0.364
+MIN_DETERMINED = {'Ns': 0.08, 'T': 0.99}
+MIN_DETERMINED_SAME_INPUTS = {'Ns': 0.95, 'T': 0.99}
+MIN_DETERMINED_DYNAMIC = 0.25
 
 
 @pytest.fixture(scope='module', params=['Ns', 'T'])
@@ -111,15 +115,15 @@ def test_nms_inputs_equal_pytorch(exported):
 
 
 def _judge(variant, what, a, b, raws, test_cfg, score_tol, box_tol,
-           max_per_class=None):
+           least, max_per_class=None):
     """Every detection of a or b that the raw outputs determine has a
-    partner on the other side (tests/detection_judge.py)."""
+    partner on the other side, and at least ``least`` of each side is
+    determined (tests/detection_judge.py)."""
     r = compare_detections(a, b, raws, test_cfg, score_tol, box_tol,
                            max_per_class)
     assert not r['unmatched_a'] and not r['unmatched_b'], r
     at_least(f'ONNX Runtime {variant} {what}: determined share',
-             min(r['determined_a'], r['determined_b']),
-             MIN_DETERMINED[variant])
+             min(r['determined_a'], r['determined_b']), least)
     return r
 
 
@@ -136,12 +140,12 @@ def test_graph_nms_is_pytorch_nms(exported):
     assert len(exported['ort']['scores']) == len(ref_ort['scores']) == 500
     _judge(v, 'graph NMS', exported['ort'], ref_ort,
            [(exported['nms_boxes'], exported['nms_scores'])], tc, 0.,
-           NMS_BOX_TOL, max_per_class=500)
+           NMS_BOX_TOL, MIN_DETERMINED_SAME_INPUTS[v], max_per_class=500)
     ref_pt = reference_nms(exported['pt_boxes'], exported['pt_scores'],
                            *args, max_per_class=500)
     _judge(v, 'PyTorch NMS', exported['pt'], ref_pt,
            [(exported['pt_boxes'], exported['pt_scores'])], tc, 0.,
-           NMS_BOX_TOL, max_per_class=500)
+           NMS_BOX_TOL, MIN_DETERMINED_SAME_INPUTS[v], max_per_class=500)
 
 
 def test_end_to_end_detections_equal_pytorch(exported):
@@ -150,7 +154,8 @@ def test_end_to_end_detections_equal_pytorch(exported):
     r = _judge(exported['variant'], 'end to end', ort, pt,
                [(exported['nms_boxes'], exported['nms_scores']),
                 (exported['pt_boxes'], exported['pt_scores'])],
-               exported['cfg'].model.test_cfg, RAW_SCORE_TOL, RAW_BOX_TOL)
+               exported['cfg'].model.test_cfg, RAW_SCORE_TOL, RAW_BOX_TOL,
+               MIN_DETERMINED[exported['variant']])
     assert r['max_box_diff'] <= RAW_BOX_TOL
     # sorted by score like the PyTorch output
     assert np.all(np.diff(ort['scores']) <= 0)
@@ -178,4 +183,5 @@ def test_dynamic_shape_export(deploy_mod, golden_dir, tmp_path):
         # ONNX Runtime's raw outputs are within RAW_*_TOL of these
         # (test_nms_inputs_equal_pytorch)
         _judge('Ns', 'dynamic shape', d, p, [(raw_b[i], raw_s[i])],
-               cfg.model.test_cfg, RAW_SCORE_TOL, RAW_BOX_TOL)
+               cfg.model.test_cfg, RAW_SCORE_TOL, RAW_BOX_TOL,
+               MIN_DETERMINED_DYNAMIC)

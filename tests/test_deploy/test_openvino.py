@@ -18,11 +18,12 @@ from deploy_helpers import (REPO, VARIANTS, add_nms_inputs_as_outputs,
 from detection_judge import compare_detections
 from numerics import at_least, threads, within
 
-# raw tensors before NMS; measured (native, AVX2, 1 and 2 threads):
-# 1.2e-4 px / 9.2e-7
+# raw tensors before NMS; measured (native, AVX2 and default kernels, 1 and
+# 2 threads): 1.2e-4 px / 7.8e-7
 BOX_TOL, SCORE_TOL = 1e-3, 1e-4
-# least share of determined detections, measured: Ns 0.98, T 1.0
-MIN_DETERMINED = {'Ns': 0.9, 'T': 0.99}
+# least share of determined detections, ~2/3 of the worst measured (native,
+# AVX2 and default kernels, 1 and 2 threads): Ns 0.134, T 0.996
+MIN_DETERMINED = {'Ns': 0.08, 'T': 0.99}
 OV_CFG = {
     'Ns': 'configs/deploy/detection_openvino_static-416x416_nano.py',
     'T': 'configs/deploy/detection_openvino_static-640x640.py'

@@ -234,11 +234,12 @@ GRAD_REF = osp.join(
 # conv bias gradients), ~5-10x the measured spread: with one thread and
 # AVX-512 kernels ours equal the official gradients bit for bit; another
 # reduction order (two threads, AVX2 or default kernels) moves the backbone
-# norms by up to 2.9e-4 (large early-layer sums), the neck by 1.7e-5, the
-# head by 1.4e-6. The norm of all gradients of the total loss is dominated
-# by the backbone's: it matches the golden to 1.8e-7 (2 threads, AVX-512),
-# 6.4e-4 on an AVX2-only CPU; so it shares the backbone's tolerance.
-GRAD_RTOL = dict(all=3e-3, backbone=3e-3, neck=2e-4, gfl_cls=1e-5,
+# norms by up to 4.0e-4 (large early-layer sums), the neck by 3.2e-4 (AVX2,
+# 2 threads), the head by 1.0e-6. The norm of all gradients of the total
+# loss is dominated by the backbone's: it matches the golden to 1.8e-7 (2
+# threads, AVX-512), 6.4e-4 on an AVX2-only CPU; so it shares the
+# backbone's tolerance.
+GRAD_RTOL = dict(all=3e-3, backbone=3e-3, neck=2e-3, gfl_cls=1e-5,
                  gfl_reg=1e-5, bias=1e-5, golden_norm=3e-3)
 
 
