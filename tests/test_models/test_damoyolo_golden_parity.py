@@ -97,8 +97,11 @@ def test_raw_outputs(parity):
     scores, boxes = parity['out'][2:]
     assert scores.shape == raw['cls_scores'].shape
     assert boxes.shape == raw['bbox_preds'].shape
-    assert _max_diff(scores, raw['cls_scores']) <= CLS_ATOL
-    assert _max_diff(boxes, raw['bbox_preds']) <= BOX_ATOL
+    v = parity['variant']
+    within(f'golden {v}: class scores', _max_diff(scores, raw['cls_scores']),
+           CLS_ATOL)
+    within(f'golden {v}: boxes (px)', _max_diff(boxes, raw['bbox_preds']),
+           BOX_ATOL)
 
 
 # Least share of the 500 detections whose presence the raw outputs determine

@@ -14,9 +14,11 @@ from numerics import within
 
 CASES = ['ckpt', 'head_init']
 # Relative error of the losses against the golden, measured: <= 1.2e-7 from
-# the stand-in head outputs, <= 4.5e-7 for the full model (1 or 2 threads);
-# tolerance ~10x.
+# the stand-in head outputs; for the full model <= 4.5e-7 with AVX-512
+# kernels (1 or 2 threads), 2.8e-6 with AVX2 or default kernels (loss_bbox
+# of the ckpt case; tools/misc/cpu_matrix.py); tolerances ~10x.
 LOSS_RTOL = 5e-6
+FULL_LOSS_RTOL = 3e-5
 LEVEL_HW = [(40, 40), (20, 20), (10, 10)]
 STRIDES = [8, 16, 32]
 
@@ -220,10 +222,10 @@ def test_full_model_loss_parity(t_model, golden_dir, train_golden, case):
     assert set(losses) == {'loss_cls', 'loss_bbox', 'loss_dfl'}
     for key in ('loss_cls', 'loss_bbox', 'loss_dfl'):
         within(f'T train {case}: full-model {key} (relative)',
-               rel_err(losses[key], ref[key]), LOSS_RTOL)
+               rel_err(losses[key], ref[key]), FULL_LOSS_RTOL)
     total = sum(v.item() for v in losses.values())
     within(f'T train {case}: full-model total loss (relative)',
-           rel_err(total, ref['total_loss']), LOSS_RTOL)
+           rel_err(total, ref['total_loss']), FULL_LOSS_RTOL)
 
 
 LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_dfl')
@@ -234,13 +236,13 @@ GRAD_REF = osp.join(
 # conv bias gradients), ~5-10x the measured spread: with one thread and
 # AVX-512 kernels ours equal the official gradients bit for bit; another
 # reduction order (two threads, AVX2 or default kernels) moves the backbone
-# norms by up to 4.0e-4 (large early-layer sums), the neck by 3.2e-4 (AVX2,
-# 2 threads), the head by 1.0e-6. The norm of all gradients of the total
+# norms by up to 7.2e-4 (large early-layer sums), the neck by 3.2e-4 (AVX2,
+# 2 threads), the prediction convs by 1.7e-6, their bias gradients by
+# 8.6e-6 (tools/misc/cpu_matrix.py). The norm of all gradients of the total
 # loss is dominated by the backbone's: it matches the golden to 1.8e-7 (2
-# threads, AVX-512), 6.4e-4 on an AVX2-only CPU; so it shares the
-# backbone's tolerance.
+# threads, AVX-512), 6.4e-4 (AVX2); so it shares the backbone's tolerance.
 GRAD_RTOL = dict(all=3e-3, backbone=3e-3, neck=2e-3, gfl_cls=1e-5,
-                 gfl_reg=1e-5, bias=1e-5, golden_norm=3e-3)
+                 gfl_reg=1e-5, bias=5e-5, golden_norm=3e-3)
 
 
 @pytest.fixture(scope='module')
