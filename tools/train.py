@@ -125,8 +125,8 @@ def main(argv=None):
     checkpoint = cfg.get('load_from', None)
     try:
         with trust_pickle(checkpoint if args.trust_pickle else None), \
-                refusal_opt_in(TOOL_OPT_IN + ' (trusts --resume FILE / '
-                               'load_from)'):
+                refusal_opt_in(TOOL_OPT_IN + ' (--trust-pickle trusts '
+                               '--resume FILE / load_from)'):
             if 'runner_type' not in cfg:
                 runner = Runner.from_cfg(cfg)
             else:

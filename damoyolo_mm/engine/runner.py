@@ -52,6 +52,8 @@ class DAMOYOLORunner(Runner):
                 self._work_dir_lock = lock.acquire()
             except WorkDirLockedError as e:
                 error = str(e)
+            except OSError as e:  # e.g. a read-only work dir: every rank
+                error = f'cannot take the lock {lock.path}: {e}'  # stops
         if world_size > 1:
             outcome = [error]
             broadcast_object_list(outcome, src=0)

@@ -26,6 +26,7 @@ import contextvars
 import os
 import os.path as osp
 import pickle
+import re
 from typing import Iterator, Optional, Set
 
 import torch
@@ -63,15 +64,16 @@ def _warn_trusted(path: str) -> None:
 _OPT_IN: contextvars.ContextVar = contextvars.ContextVar(
     'damoyolo_checkpoint_opt_in', default=None)
 
-#: The opt-in of the tools (``--trust-pickle`` trusts their checkpoint).
-TOOL_OPT_IN = 'pass --trust-pickle'
+#: The opt-in of the tools (``--trust-pickle`` trusts their checkpoint; the
+#: tools and :func:`load_checkpoint_file` read ``$DAMOYOLO_TRUST_PICKLE``).
+TOOL_OPT_IN = f'pass --trust-pickle or set {TRUST_ENV}={{path}}'
 
 
 @contextlib.contextmanager
 def refusal_opt_in(opt_in: str) -> Iterator[None]:
     """Inside the block, a refused checkpoint names ``opt_in`` (e.g.
-    ``'pass --trust-pickle'``) as the way to trust it; ``{path}`` in the
-    text is replaced by the refused file."""
+    :data:`TOOL_OPT_IN`) as the way to trust it; ``{path}`` in the text is
+    replaced by the refused file."""
     token = _OPT_IN.set(opt_in)
     try:
         yield
@@ -92,15 +94,20 @@ def untrusted_message(path: str, err: BaseException,
                       opt_in: Optional[str] = None) -> str:
     """One line: ``path`` was refused, why, and how to opt in (``opt_in``,
     default: the one of :func:`refusal_opt_in`, else the Python one)."""
-    detail = str(err).strip().splitlines()
-    reason = next((line.strip() for line in detail
-                   if 'GLOBAL' in line or 'Unsupported' in line),
-                  detail[0] if detail else type(err).__name__)
-    reason = reason.replace('WeightsUnpickler error: ', '')
+    text = str(err)
+    found = re.search(r'GLOBAL (\S+)', text)
+    if found:
+        reason = f'it pickles {found.group(1)}'
+    else:  # torch's first line of detail, without its advice
+        detail = [line.strip() for line in text.strip().splitlines()
+                  if line.strip() and 'weights_only' not in line
+                  and 'Weights only load failed' not in line]
+        reason = (detail[0] if detail else type(err).__name__)[:200]
+        reason = reason.replace('WeightsUnpickler error: ', '')
     return (f'{path}: refused to unpickle ({reason}); the file holds '
             'objects outside the checkpoint allow-list and nothing of it '
             'was run. Only if you trust its source, '
-            f'{_opt_in_text(path, opt_in)} or set {TRUST_ENV}={path}')
+            f'{_opt_in_text(path, opt_in)}')
 
 
 def is_weights_only_error(err: BaseException) -> bool:
