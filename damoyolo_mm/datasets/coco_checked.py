@@ -77,7 +77,8 @@ class DAMOYOLOCocoDataset(CocoDataset):
     Image checks (when an item is loaded): an image whose size differs from
     the file's ``width`` / ``height`` raises :class:`BadAnnotationError`
     naming the image, its id and both sizes (the boxes were clipped to the
-    file's size). A missing or undecodable image
+    file's size; ``check_image_size=False`` turns this check off). A
+    missing or undecodable image
     raises :class:`BadImageError` naming the file and image id. With
     ``bad_image_policy='skip'`` the image is reported as a warning and
     skipped during training instead (mmengine then draws another index); at
@@ -94,6 +95,8 @@ class DAMOYOLOCocoDataset(CocoDataset):
         allow_orphan_annotations (bool): Annotations whose ``image_id`` is
             no image of the file are dropped with a warning (the count).
             Defaults to False (an error).
+        check_image_size (bool): Compare the size of each image read with
+            its ``width`` / ``height`` in the file. Defaults to True.
         **kwargs: Arguments of :class:`~mmdet.datasets.CocoDataset`.
     """
 
@@ -103,6 +106,7 @@ class DAMOYOLOCocoDataset(CocoDataset):
                  class_subset: bool = False,
                  allow_duplicate_file_names: bool = False,
                  allow_orphan_annotations: bool = False,
+                 check_image_size: bool = True,
                  **kwargs):
         if bad_image_policy not in ('raise', 'skip'):
             raise ValueError("bad_image_policy must be 'raise' or 'skip', "
@@ -111,6 +115,7 @@ class DAMOYOLOCocoDataset(CocoDataset):
         self.class_subset = bool(class_subset)
         self.allow_duplicate_file_names = bool(allow_duplicate_file_names)
         self.allow_orphan_annotations = bool(allow_orphan_annotations)
+        self.check_image_size = bool(check_image_size)
         #: category names of the annotation file, in its order (set when
         #: the file is loaded)
         self.file_categories: Optional[List[str]] = None
@@ -338,7 +343,7 @@ class DAMOYOLOCocoDataset(CocoDataset):
     def _check_image_size(self, results, data_info: dict) -> None:
         """The size of the image read (``ori_shape``, set by the loading
         transform) must be the ``width`` / ``height`` of the file."""
-        if not isinstance(results, dict):
+        if not self.check_image_size or not isinstance(results, dict):
             return
         shape = results.get('ori_shape')
         if shape is None and results.get('data_samples') is not None:
@@ -354,4 +359,5 @@ class DAMOYOLOCocoDataset(CocoDataset):
                 f'{data_info.get("img_id")}) is {read_w}x{read_h} pixels, but '
                 f'{self.ann_file} gives width {width}, height {height}; its '
                 'boxes were checked against the wrong size: correct width / '
-                'height of this image in the annotation file')
+                'height of this image in the annotation file (or set '
+                'check_image_size=False in the dataset config)')

@@ -194,7 +194,8 @@ def explain_checkpoint_error(err: BaseException, path: str) -> Optional[str]:
     if isinstance(err, StateDictMismatchError):
         return f'{path} does not fit the model: {err}'
     if isinstance(err, UntrustedPickleError):
-        return str(err)
+        # without the prefix mmengine's registry adds to errors of a build
+        return re.sub(r'^(class `\w+` in \S+: )+', '', str(err))
     text = str(err)
     load_failure = is_weights_only_error(err) or (
         isinstance(err, (RuntimeError, EOFError, pickle.UnpicklingError))

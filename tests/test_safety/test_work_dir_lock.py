@@ -60,9 +60,7 @@ def test_held_lock_names_the_run_then_is_taken_over_when_dead(holder):
     # the dead run's lock file stays; it is taken over with a warning
     with open(work / LOCK_NAME) as f:
         assert json.load(f)['pid'] == proc.pid
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    with mock.patch.object(logger, 'warning') as warn:
+    with mock.patch('damoyolo_mm.engine.work_dir_lock.print_log') as warn:
         lock = WorkDirLock(str(work)).acquire()
     msgs = [str(c.args[0]) for c in warn.call_args_list]
     assert any('taking over the lock left by a run that ended' in m
@@ -75,7 +73,7 @@ def test_held_lock_names_the_run_then_is_taken_over_when_dead(holder):
     assert not (work / LOCK_NAME).exists()
 
 
-def _toy_runner(work_dir, **kwargs):
+def _toy_runner(work_dir, cfg=None, **kwargs):
     from mmengine.model import BaseModel
     from torch.utils.data import Dataset
 
@@ -98,7 +96,7 @@ def _toy_runner(work_dir, **kwargs):
             return dict(loss=self.fc(x).pow(2).mean())
 
     from mmengine.config import Config
-    cfg = Config(dict(note='toy'))
+    cfg = Config(cfg or dict(note='toy'))
     return DAMOYOLORunner(
         model=Toy(), work_dir=str(work_dir),
         train_dataloader=dict(dataset=Data(), batch_size=2, num_workers=0,
@@ -171,7 +169,8 @@ _DDP_SCRIPT = textwrap.dedent('''
     sys.path.insert(0, {repo!r})
     sys.path.insert(0, {here!r})
     from mmengine.hooks import Hook
-    from damoyolo_mm.engine import WorkDirLockedError
+    from mmengine.config import Config
+    from damoyolo_mm.engine import WorkDirLockedError, setup_distributed
     from test_work_dir_lock import _toy_runner
 
     class Look(Hook):
@@ -180,8 +179,11 @@ _DDP_SCRIPT = textwrap.dedent('''
                 print('rank', os.environ['RANK'], 'pid', os.getpid(),
                       'lockpid', json.load(f)['pid'], flush=True)
 
-    runner = _toy_runner(sys.argv[1], launcher='pytorch',
-                         env_cfg=dict(dist_cfg=dict(backend='gloo')),
+    # gloo process group and a CPU DDP wrapper, as tools/train.py does
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='gloo'))))
+    setup_distributed(cfg, 'pytorch')
+    runner = _toy_runner(sys.argv[1], cfg=cfg.to_dict(), launcher='pytorch',
+                         env_cfg=cfg.env_cfg,
                          experiment_name='ddp_' + sys.argv[2])
     runner.register_hook(Look())
     try:

@@ -62,7 +62,8 @@ def _teacher_model_cfg(teacher_cfg: ConfigOrPath) -> dict:
 
 
 def _refused_teacher_message(ckpt_path: str, err: BaseException) -> str:
-    found = re.search(r'GLOBAL (\S+)', str(err))
+    found = (re.search(r'GLOBAL (\S+)', str(err))
+             or re.search(r'it pickles ([^\s);,]+)', str(err)))
     reason = f' (it pickles {found.group(1)})' if found else ''
     return (f'teacher checkpoint {ckpt_path}: refused to unpickle{reason}; '
             'the file holds objects outside the checkpoint allow-list and '
