@@ -147,7 +147,7 @@ def _toy_runner(work_dir, **kwargs):
 
 
 @pytest.mark.parametrize('kind', KINDS)
-def test_runner_resume_runs_no_config_text(tmp_path, kind):
+def test_runner_resume_and_load_from_run_no_config_text(tmp_path, kind):
     marker = tmp_path / 'ran'
     state = {'fc.weight': torch.zeros(1, 2), 'fc.bias': torch.zeros(1)}
     path = _string_checkpoint(tmp_path / 'evil.pth', marker, kind, state)
@@ -156,6 +156,11 @@ def test_runner_resume_runs_no_config_text(tmp_path, kind):
     runner.train()
     assert runner.iter == 6 + 2 and runner.epoch == 3
     assert not marker.exists(), 'the config text of the checkpoint ran'
+    # load_from without resume
+    runner = _toy_runner(tmp_path / 'w1', load_from=path,
+                         experiment_name=f'load_from_{kind}')
+    runner.train()
+    assert not marker.exists()
     # mmengine's GPU-count check still sees a literal gpu_ids
     gpu = _string_checkpoint(tmp_path / 'gpu.pth', marker, kind, state)
     ckpt = torch.load(gpu, weights_only=True)
@@ -328,4 +333,15 @@ def test_tools_train_resume_refusal_names_file_and_opt_in(
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith(f'error: {path}: refused to unpickle'), last
     assert '--trust-pickle' in last and f'{TRUST_ENV}={path}' in last
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_deploy_model_building_runs_no_config_text(tmp_path, kind, ns_state):
+    """tools/deploy.py builds the model to export with this function."""
+    from damoyolo_mm.deploy.export import build_model
+    marker = tmp_path / 'ran'
+    path = _string_checkpoint(tmp_path / 'evil.pth', marker, kind, ns_state)
+    model = build_model(NS, path)
+    assert model.bbox_head.num_classes == 80
     assert not marker.exists()
