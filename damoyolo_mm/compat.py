@@ -1,8 +1,10 @@
 """Compatibility of the pinned OpenMMLab stack with torch 2.13 / numpy 2.
 
 Imported first by ``damoyolo_mm``. Its only process-wide effect is an
-allow-list for torch's safe checkpoint loader (``weights_only=True``); no
-loader of mmengine, mmdet or torch is replaced.
+allow-list for torch's safe checkpoint loader (``weights_only=True``);
+``torch.load`` is not replaced. (``damoyolo_mm`` then registers mmengine's
+checkpoint loaders wrapped so that config text in a checkpoint is never
+executed: :mod:`damoyolo_mm.utils.checkpoint_metadata`.)
 
 torch >= 2.6 loads checkpoints with ``weights_only=True`` by default: tensors
 and plain containers only. mmengine 0.10.7's checkpoints also hold the

@@ -103,8 +103,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from damoyolo_mm.utils.checkpoint_trust import trust_pickle
-    with trust_pickle(args.checkpoint if args.trust_pickle else None):
+    from damoyolo_mm.utils.checkpoint_trust import (TOOL_OPT_IN,
+                                                    refusal_opt_in,
+                                                    trust_pickle)
+    with trust_pickle(args.checkpoint if args.trust_pickle else None), \
+            refusal_opt_in(TOOL_OPT_IN):
         _run(args)
 
 

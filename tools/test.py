@@ -88,12 +88,15 @@ def main(argv=None):
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(
             dict(type='DumpDetResults', out_file_path=args.out))
-    from damoyolo_mm.utils.checkpoint_trust import (explain_checkpoint_error,
+    from damoyolo_mm.utils.checkpoint_trust import (TOOL_OPT_IN,
+                                                    explain_checkpoint_error,
+                                                    refusal_opt_in,
                                                     trust_pickle)
     # backend from the device (gloo on CPU)
     setup_distributed(cfg, args.launcher)
     try:
-        with trust_pickle(args.checkpoint if args.trust_pickle else None):
+        with trust_pickle(args.checkpoint if args.trust_pickle else None), \
+                refusal_opt_in(TOOL_OPT_IN):
             if 'runner_type' not in cfg:
                 runner = Runner.from_cfg(cfg)
             else:

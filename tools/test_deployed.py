@@ -37,7 +37,32 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override model config settings, key=value')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for path in args.model:
+        problem = _not_a_model(path)
+        if problem:
+            parser.error(f'--model {path}: {problem}; accepted: '
+                         f'{MODEL_KINDS}')
+    return args
+
+
+MODEL_KINDS = ('end2end.onnx (ONNX Runtime), end2end.xml with its .bin '
+               '(OpenVINO), end2end.engine (TensorRT), as written by '
+               'tools/deploy.py')
+
+
+def _not_a_model(path: str):
+    """Why ``path`` cannot be read as an exported model, or None."""
+    if not path.endswith(('.onnx', '.xml', '.bin', '.engine')):
+        return 'not an exported model file (unknown extension)'
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(4)
+    except OSError:
+        return None  # not found: reported with the deploy config's backend
+    if head == b'PK\x03\x04' or head[:1] == b'\x80':
+        return 'a PyTorch checkpoint, not an exported model'
+    return None
 
 
 def main(argv=None):

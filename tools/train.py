@@ -115,19 +115,30 @@ def main(argv=None):
     register_all_modules(init_default_scope=False)
     from damoyolo_mm.engine import setup_distributed
     cfg = build_cfg(args)
-    from damoyolo_mm.utils.checkpoint_trust import (explain_checkpoint_error,
+    from damoyolo_mm.engine.work_dir_lock import WorkDirLockedError
+    from damoyolo_mm.utils.checkpoint_trust import (TOOL_OPT_IN,
+                                                    explain_checkpoint_error,
+                                                    refusal_opt_in,
                                                     trust_pickle)
     # backend from the device (gloo on CPU), SyncBN / DDP for CPU processes
     setup_distributed(cfg, args.launcher)
     checkpoint = cfg.get('load_from', None)
     try:
-        with trust_pickle(checkpoint if args.trust_pickle else None):
+        with trust_pickle(checkpoint if args.trust_pickle else None), \
+                refusal_opt_in(TOOL_OPT_IN + ' (--trust-pickle trusts '
+                               '--resume FILE / load_from)'):
             if 'runner_type' not in cfg:
                 runner = Runner.from_cfg(cfg)
             else:
                 runner = RUNNERS.build(cfg)
             runner.train()
+    except WorkDirLockedError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     except Exception as e:  # noqa: B902  (explained, or re-raised)
+        if checkpoint is None and cfg.get('resume', False):
+            from mmengine.runner import find_latest_checkpoint
+            checkpoint = find_latest_checkpoint(cfg.work_dir)
         message = explain_checkpoint_error(
             e, checkpoint or 'the checkpoint to resume from')
         if message is None:

@@ -18,7 +18,15 @@ default_hooks = dict(
         save_best='coco/bbox_mAP',
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='DetVisualizationHook'))
+    visualization=dict(type='DetVisualizationHook'),
+    # the head's num_classes vs metainfo['classes'] vs the annotation file's
+    # categories, before training / validation / testing (one error naming
+    # all three)
+    class_count_check=dict(type='ClassCountCheckHook'))
+
+# mmengine's Runner that trains only in a work dir no other training holds
+# (lock file `run.lock` in the work dir; damoyolo_mm/engine/runner.py)
+runner_type = 'DAMOYOLORunner'
 
 # No backend in dist_cfg: tools/train.py and tools/test.py pick nccl on GPUs
 # and gloo on CPUs (damoyolo_mm.engine.distributed); set one here to force it.

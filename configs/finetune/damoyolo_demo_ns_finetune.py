@@ -78,7 +78,7 @@ custom_hooks = [
     dict(h, momentum=0.05, gamma=20) if h['type'] == 'EMAHook' else
     dict(h, switch_epoch=max_epochs - num_last_epochs)
     if h['type'] == 'PipelineSwitchHook' else h for h in _base_.custom_hooks
-] + _base_.finetune_hooks + [
+] + [
     # one compute thread: on a busy 2-core machine two OpenMP threads wait
     # on each other and a step is several times slower
     dict(type='TorchThreadsHook', num_threads=1)

@@ -86,5 +86,5 @@ custom_hooks = [
     dict(h, momentum=0.001, gamma=200) if h['type'] == 'EMAHook' else
     dict(h, switch_epoch=max_epochs - num_last_epochs)
     if h['type'] == 'PipelineSwitchHook' else h for h in _base_.custom_hooks
-] + _base_.finetune_hooks
+]
 default_hooks = dict(checkpoint=dict(interval=val_interval))

@@ -30,6 +30,14 @@ def _is_image_read_error(err: BaseException, img_path: Optional[str]) -> bool:
     return bool(img_path) and str(img_path) in str(err)
 
 
+def _few(values, n: int = 10) -> str:
+    """The first ``n`` values, then how many more."""
+    values = list(values)
+    shown = ', '.join(repr(v) for v in values[:n])
+    more = f', ... ({len(values)} in all)' if len(values) > n else ''
+    return f'[{shown}{more}]'
+
+
 @DATASETS.register_module()
 class DAMOYOLOCocoDataset(CocoDataset):
     """:class:`~mmdet.datasets.CocoDataset` with explicit data checks.
@@ -38,6 +46,14 @@ class DAMOYOLOCocoDataset(CocoDataset):
 
     * an annotation file that is not valid JSON raises
       :class:`BadAnnotationError` naming the file, line and column;
+    * an annotation file without images, two images with the same ``id``
+      (pycocotools keeps one, and both images' boxes go to it), two images
+      with the same ``file_name`` and annotations whose ``image_id`` is no
+      image of the file (mmdet drops them silently) raise
+      :class:`BadAnnotationError` naming the file and the ids. With
+      ``allow_duplicate_file_names=True`` / ``allow_orphan_annotations=True``
+      the last two are one warning with the counts instead (the orphan
+      annotations are dropped);
     * an annotation whose ``category_id`` is not declared in the file's
       ``categories`` raises :class:`BadAnnotationError` naming the annotation
       id, image and category id (mmdet silently drops it);
@@ -58,7 +74,11 @@ class DAMOYOLOCocoDataset(CocoDataset):
       (counted as ``unselected_class``), as in mmdet;
     * ``iscrowd`` boxes are kept as ignored instances, as in mmdet.
 
-    Image checks (when an item is loaded): a missing or undecodable image
+    Image checks (when an item is loaded): an image whose size differs from
+    the file's ``width`` / ``height`` raises :class:`BadAnnotationError`
+    naming the image, its id and both sizes (the boxes were clipped to the
+    file's size; ``check_image_size=False`` turns this check off). A
+    missing or undecodable image
     raises :class:`BadImageError` naming the file and image id. With
     ``bad_image_policy='skip'`` the image is reported as a warning and
     skipped during training instead (mmengine then draws another index); at
@@ -69,6 +89,14 @@ class DAMOYOLOCocoDataset(CocoDataset):
         class_subset (bool): Allow ``metainfo['classes']`` to be a subset
             of the file's categories (the others are dropped). Defaults to
             False: the classes must be exactly the file's categories.
+        allow_duplicate_file_names (bool): Several images of the file may
+            name the same image file (a warning with the count). Defaults
+            to False (an error).
+        allow_orphan_annotations (bool): Annotations whose ``image_id`` is
+            no image of the file are dropped with a warning (the count).
+            Defaults to False (an error).
+        check_image_size (bool): Compare the size of each image read with
+            its ``width`` / ``height`` in the file. Defaults to True.
         **kwargs: Arguments of :class:`~mmdet.datasets.CocoDataset`.
     """
 
@@ -76,12 +104,21 @@ class DAMOYOLOCocoDataset(CocoDataset):
                  *args,
                  bad_image_policy: str = 'raise',
                  class_subset: bool = False,
+                 allow_duplicate_file_names: bool = False,
+                 allow_orphan_annotations: bool = False,
+                 check_image_size: bool = True,
                  **kwargs):
         if bad_image_policy not in ('raise', 'skip'):
             raise ValueError("bad_image_policy must be 'raise' or 'skip', "
                              f'got {bad_image_policy!r}')
         self.bad_image_policy = bad_image_policy
         self.class_subset = bool(class_subset)
+        self.allow_duplicate_file_names = bool(allow_duplicate_file_names)
+        self.allow_orphan_annotations = bool(allow_orphan_annotations)
+        self.check_image_size = bool(check_image_size)
+        #: category names of the annotation file, in its order (set when
+        #: the file is loaded)
+        self.file_categories: Optional[List[str]] = None
         self.annotation_stats: Counter = Counter()
         self.skipped_images: List[str] = []
         self._declared_cat_ids: Optional[set] = None
@@ -104,6 +141,11 @@ class DAMOYOLOCocoDataset(CocoDataset):
             raise BadAnnotationError(
                 f'{self.ann_file}: not a UTF-8 text (JSON) file: byte '
                 f'{e.start}: {e.reason}') from None
+        if not data_list:
+            raise BadAnnotationError(
+                f'{self.ann_file}: the annotation file has no images (its '
+                '"images" list is empty or missing); a COCO file lists each '
+                'image with its id, file_name, width and height')
         stats = self.annotation_stats
         dropped = stats['zero_area'] + stats['outside_image']
         if dropped or stats['clipped']:
@@ -116,8 +158,67 @@ class DAMOYOLOCocoDataset(CocoDataset):
                 level=logging.WARNING)
         return data_list
 
+    def _check_images(self) -> None:
+        """Duplicate image ids / file names, annotations of no image."""
+        raw = self.coco.dataset
+        images = raw.get('images') or []
+        ids = Counter(img.get('id') for img in images)
+        dup_ids = sorted((i for i, n in ids.items() if n > 1), key=repr)
+        if dup_ids:
+            raise BadAnnotationError(
+                f'{self.ann_file}: image ids {_few(dup_ids)} are used by '
+                f'more than one image ({len(dup_ids)} ids); only one image '
+                'of each would be kept and given the boxes of all, so give '
+                'every image its own id')
+        names = Counter(img.get('file_name') for img in images)
+        dup_names = sorted(n for n, k in names.items() if k > 1)
+        if dup_names:
+            ids_of = {}
+            for img in images:
+                if img.get('file_name') in names and \
+                        names[img.get('file_name')] > 1:
+                    ids_of.setdefault(img.get('file_name'),
+                                      []).append(img.get('id'))
+            detail = ', '.join(f'{n!r} (image ids {ids_of[n]})'
+                               for n in dup_names[:5])
+            if not self.allow_duplicate_file_names:
+                raise BadAnnotationError(
+                    f'{self.ann_file}: {len(dup_names)} file names are listed '
+                    f'by more than one image: {detail}'
+                    f'{" ..." if len(dup_names) > 5 else ""}; merge their '
+                    'annotations into one image, or set '
+                    'allow_duplicate_file_names=True in the dataset config '
+                    'to train on each entry as it is')
+            print_log(
+                f'{self.__class__.__name__}({self.ann_file}): '
+                f'{len(dup_names)} file names are listed by more than one '
+                f'image ({sum(names[n] for n in dup_names)} images), e.g. '
+                f'{detail[:200]} (allow_duplicate_file_names=True)',
+                logger='current', level=logging.WARNING)
+        orphans = [(a.get('id'), a.get('image_id'))
+                   for a in raw.get('annotations') or []
+                   if a.get('image_id') not in ids]
+        if orphans:
+            missing = sorted({i for _, i in orphans}, key=repr)
+            if not self.allow_orphan_annotations:
+                raise BadAnnotationError(
+                    f'{self.ann_file}: {len(orphans)} annotations (ids '
+                    f'{_few([a for a, _ in orphans])}) have an image_id that '
+                    f'is no image of the file (image ids {_few(missing)}); '
+                    'add those images, fix the image_id, or set '
+                    'allow_orphan_annotations=True in the dataset config to '
+                    'drop them')
+            print_log(
+                f'{self.__class__.__name__}({self.ann_file}): dropped '
+                f'{len(orphans)} annotations whose image_id is no image of '
+                f'the file ({len(missing)} image ids, e.g. {_few(missing)}; '
+                'allow_orphan_annotations=True)', logger='current',
+                level=logging.WARNING)
+
     def _check_categories(self) -> None:
+        self._check_images()
         cats = self.coco.dataset.get('categories', [])
+        self.file_categories = [c.get('name') for c in cats]
         self._declared_cat_ids = {c['id'] for c in cats}
         names = {c['name'] for c in cats}
         classes = list(self.metainfo['classes'])
@@ -218,8 +319,10 @@ class DAMOYOLOCocoDataset(CocoDataset):
         data_info = self.get_data_info(idx)
         img_path = data_info.get('img_path')
         try:
-            return self.pipeline(data_info)
-        except BadImageError:
+            results = self.pipeline(data_info)
+            self._check_image_size(results, data_info)
+            return results
+        except (BadImageError, BadAnnotationError):
             raise
         except Exception as err:
             if not _is_image_read_error(err, img_path):
@@ -236,3 +339,25 @@ class DAMOYOLOCocoDataset(CocoDataset):
                 return None
             raise BadImageError(f'cannot read {where}: '
                                 f'{type(err).__name__}: {err}') from err
+
+    def _check_image_size(self, results, data_info: dict) -> None:
+        """The size of the image read (``ori_shape``, set by the loading
+        transform) must be the ``width`` / ``height`` of the file."""
+        if not self.check_image_size or not isinstance(results, dict):
+            return
+        shape = results.get('ori_shape')
+        if shape is None and results.get('data_samples') is not None:
+            shape = getattr(results['data_samples'], 'metainfo',
+                            {}).get('ori_shape')
+        width, height = data_info.get('width'), data_info.get('height')
+        if shape is None or width is None or height is None:
+            return
+        read_h, read_w = int(shape[0]), int(shape[1])
+        if (read_h, read_w) != (int(height), int(width)):
+            raise BadAnnotationError(
+                f'image {data_info.get("img_path")!r} (img_id '
+                f'{data_info.get("img_id")}) is {read_w}x{read_h} pixels, but '
+                f'{self.ann_file} gives width {width}, height {height}; its '
+                'boxes were checked against the wrong size: correct width / '
+                'height of this image in the annotation file (or set '
+                'check_image_size=False in the dataset config)')

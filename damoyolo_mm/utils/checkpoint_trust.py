@@ -13,14 +13,20 @@ explicit opt-in per call and per file:
 * the environment variable ``DAMOYOLO_TRUST_PICKLE`` lists trusted files
   (``os.pathsep``-separated) for the tools;
 * in Python, ``with trust_pickle('file.pth'): ...`` around
-  ``init_detector`` / ``Runner`` / ``load_checkpoint``.
+  ``init_detector`` / ``Runner`` / ``load_checkpoint``;
+* the distillation teacher: ``model.teacher_trust_pickle=True``.
 
-Each trusted load logs a warning naming the file.
+Each trusted load logs a warning naming the file. A refused file raises
+:class:`UntrustedPickleError` whose message names the file and the opt-in of
+the path that loaded it (:func:`refusal_opt_in` sets it; the default names
+the Python opt-in).
 """
 import contextlib
+import contextvars
 import os
 import os.path as osp
 import pickle
+import re
 from typing import Iterator, Optional, Set
 
 import torch
@@ -54,16 +60,54 @@ def _warn_trusted(path: str) -> None:
         level=30)  # logging.WARNING
 
 
-def untrusted_message(path: str, err: BaseException) -> str:
-    """One line: ``path`` was refused, why, and how to opt in."""
-    detail = str(err).strip().splitlines()
-    reason = next((line.strip() for line in detail
-                   if 'GLOBAL' in line or 'Unsupported' in line),
-                  detail[0] if detail else type(err).__name__)
+#: The opt-in named by refusals in this context (``None``: the Python one).
+_OPT_IN: contextvars.ContextVar = contextvars.ContextVar(
+    'damoyolo_checkpoint_opt_in', default=None)
+
+#: The opt-in of the tools (``--trust-pickle`` trusts their checkpoint; the
+#: tools and :func:`load_checkpoint_file` read ``$DAMOYOLO_TRUST_PICKLE``).
+TOOL_OPT_IN = f'pass --trust-pickle or set {TRUST_ENV}={{path}}'
+
+
+@contextlib.contextmanager
+def refusal_opt_in(opt_in: str) -> Iterator[None]:
+    """Inside the block, a refused checkpoint names ``opt_in`` (e.g.
+    :data:`TOOL_OPT_IN`) as the way to trust it; ``{path}`` in the text is
+    replaced by the refused file."""
+    token = _OPT_IN.set(opt_in)
+    try:
+        yield
+    finally:
+        _OPT_IN.reset(token)
+
+
+def _opt_in_text(path: str, opt_in: Optional[str]) -> str:
+    if opt_in is None:
+        opt_in = _OPT_IN.get()
+    if opt_in is None:
+        return (f'wrap the call in `with damoyolo_mm.utils.trust_pickle('
+                f'{str(path)!r}):`')
+    return opt_in.replace('{path}', str(path))
+
+
+def untrusted_message(path: str, err: BaseException,
+                      opt_in: Optional[str] = None) -> str:
+    """One line: ``path`` was refused, why, and how to opt in (``opt_in``,
+    default: the one of :func:`refusal_opt_in`, else the Python one)."""
+    text = str(err)
+    found = re.search(r'GLOBAL (\S+)', text)
+    if found:
+        reason = f'it pickles {found.group(1)}'
+    else:  # torch's first line of detail, without its advice
+        detail = [line.strip() for line in text.strip().splitlines()
+                  if line.strip() and 'weights_only' not in line
+                  and 'Weights only load failed' not in line]
+        reason = (detail[0] if detail else type(err).__name__)[:200]
+        reason = reason.replace('WeightsUnpickler error: ', '')
     return (f'{path}: refused to unpickle ({reason}); the file holds '
             'objects outside the checkpoint allow-list and nothing of it '
-            'was run. Only if you trust its source, pass --trust-pickle '
-            f'(tools) or set {TRUST_ENV}={path}')
+            'was run. Only if you trust its source, '
+            f'{_opt_in_text(path, opt_in)}')
 
 
 def is_weights_only_error(err: BaseException) -> bool:
@@ -74,13 +118,17 @@ def is_weights_only_error(err: BaseException) -> bool:
 
 def load_checkpoint_file(path: str,
                          map_location='cpu',
-                         trust: bool = False):
+                         trust: bool = False,
+                         opt_in: Optional[str] = TOOL_OPT_IN):
     """``torch.load`` a local file: ``weights_only=True`` unless ``trust``
     (or ``$DAMOYOLO_TRUST_PICKLE`` lists it), then with a warning.
 
+    The file is read as data: nothing in it is executed (config text
+    included, which this function never interprets).
+
     Raises:
         UntrustedPickleError: the file needs full unpickling and is not
-            trusted (the message names the file and the opt-in).
+            trusted (the message names the file and ``opt_in``).
     """
     if trust or _real(path) in trusted_from_env():
         _warn_trusted(path)
@@ -89,7 +137,8 @@ def load_checkpoint_file(path: str,
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if is_weights_only_error(e):
-            raise UntrustedPickleError(untrusted_message(path, e)) from None
+            raise UntrustedPickleError(
+                untrusted_message(path, e, opt_in)) from None
         raise
 
 
@@ -145,7 +194,8 @@ def explain_checkpoint_error(err: BaseException, path: str) -> Optional[str]:
     if isinstance(err, StateDictMismatchError):
         return f'{path} does not fit the model: {err}'
     if isinstance(err, UntrustedPickleError):
-        return str(err)
+        # without the prefix mmengine's registry adds to errors of a build
+        return re.sub(r'^(class `\w+` in \S+: )+', '', str(err))
     text = str(err)
     load_failure = is_weights_only_error(err) or (
         isinstance(err, (RuntimeError, EOFError, pickle.UnpicklingError))

@@ -4,6 +4,7 @@ Imports nothing else of ours (``damoyolo_mm.utils`` imports more), so every
 part can use it: ``from damoyolo_mm.utils.fileio import atomic_open``.
 """
 import contextlib
+import errno
 import os
 import os.path as osp
 import secrets
@@ -27,6 +28,9 @@ def atomic_open(path: str, mode: str = 'wb', prefix: Optional[str] = None,
         suffix: End of the temporary name.
 
     The temporary file gets the permissions a plain ``open`` would give.
+
+    A full disk (or quota, or file size limit) while writing raises
+    ``OSError`` naming ``path`` (the OS error names no file).
     """
     if mode not in ('w', 'wb'):
         raise ValueError(f'atomic_open: mode must be "w" or "wb", got '
@@ -49,7 +53,15 @@ def atomic_open(path: str, mode: str = 'wb', prefix: Optional[str] = None,
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(err, OSError) and err.errno in _NO_SPACE and \
+                err.filename is None:
+            raise OSError(err.errno, f'{err.strerror} (writing {path}; it '
+                          'was left as it was)', path) from err
         raise
+
+
+#: errors of a write that found no room
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)

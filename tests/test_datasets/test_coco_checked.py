@@ -191,3 +191,94 @@ def test_classes_in_another_order_than_the_file_are_refused(tmp_path):
     with pytest.raises(BadAnnotationError) as err:
         _dataset(tmp_path, ann, classes=('ring', 'disk'))
     assert "['disk', 'ring']" in str(err.value) and ann in str(err.value)
+
+
+# --- integrity of the image list (issue: labels corrupted without a word) --
+
+
+def _ann(bbox=(10, 10, 20, 20), **kw):
+    return dict(bbox=list(bbox), category_id=1, **kw)
+
+
+def test_duplicate_image_ids_are_an_error(tmp_path):
+    images = [dict(id=1, file_name='a.jpg', width=100, height=80),
+              dict(id=1, file_name='b.jpg', width=100, height=80),
+              dict(id=2, file_name='c.jpg', width=100, height=80)]
+    ann = _write(str(tmp_path), [_ann(image_id=1), _ann(image_id=2)],
+                 images=images)
+    with pytest.raises(BadAnnotationError) as err:
+        _dataset(tmp_path, ann)
+    text = str(err.value)
+    assert text.startswith(f'{ann}: image ids [1] are used by more than one')
+
+
+def test_duplicate_file_names_error_or_warning(tmp_path):
+    images = [dict(id=1, file_name='a.jpg', width=100, height=80),
+              dict(id=2, file_name='a.jpg', width=100, height=80),
+              dict(id=3, file_name='c.jpg', width=100, height=80)]
+    ann = _write(str(tmp_path), [_ann(image_id=1), _ann(image_id=2)],
+                 images=images)
+    with pytest.raises(BadAnnotationError) as err:
+        _dataset(tmp_path, ann)
+    assert f"{ann}: 1 file names are listed by more than one image: " \
+        "'a.jpg' (image ids [1, 2])" in str(err.value)
+    assert 'allow_duplicate_file_names=True' in str(err.value)
+    with mock.patch(
+            'damoyolo_mm.datasets.coco_checked.print_log') as warn:
+        ds = _dataset(tmp_path, ann, allow_duplicate_file_names=True)
+    assert len(ds) == 3
+    msgs = [str(c.args[0]) for c in warn.call_args_list]
+    assert any('1 file names are listed by more than one image (2 images)'
+               in m for m in msgs), msgs
+
+
+def test_annotations_of_a_missing_image_error_or_warning(tmp_path):
+    ann = _write(str(tmp_path), [
+        _ann(image_id=1), _ann(image_id=7, id=55), _ann(image_id=8, id=56)])
+    with pytest.raises(BadAnnotationError) as err:
+        _dataset(tmp_path, ann)
+    text = str(err.value)
+    assert text.startswith(f'{ann}: 2 annotations (ids [55, 56]) have an '
+                           'image_id that is no image of the file (image ids '
+                           '[7, 8])'), text
+    with mock.patch(
+            'damoyolo_mm.datasets.coco_checked.print_log') as warn:
+        ds = _dataset(tmp_path, ann, allow_orphan_annotations=True)
+    assert sum(len(ds.get_data_info(i)['instances'])
+               for i in range(len(ds))) == 1
+    msgs = [str(c.args[0]) for c in warn.call_args_list]
+    assert any('dropped 2 annotations whose image_id is no image' in m
+               for m in msgs), msgs
+
+
+def test_annotation_file_without_images(tmp_path):
+    path = str(tmp_path / 'ann.json')
+    with open(path, 'w') as f:
+        json.dump(dict(images=[], annotations=[],
+                       categories=[dict(id=1, name='disk'),
+                                   dict(id=2, name='ring')]), f)
+    with pytest.raises(BadAnnotationError,
+                       match=f'^{path}: the annotation file has no images'):
+        _dataset(tmp_path, path)
+
+
+@pytest.mark.parametrize('wrapped', [False, True])
+def test_width_height_disagreeing_with_the_image(tmp_path, wrapped):
+    images = [dict(id=1, file_name='a.jpg', width=100, height=80),
+              dict(id=2, file_name='b.jpg', width=100, height=80)]
+    ann = _write(str(tmp_path), [_ann(image_id=1), _ann(image_id=2)],
+                 images=images)
+    # b.jpg is really 60 x 50 pixels
+    cv2.imwrite(osp.join(str(tmp_path), 'img', 'b.jpg'),
+                np.full((50, 60, 3), 90, np.uint8))
+    ds = _dataset(tmp_path, ann)
+    ds[0]  # a.jpg agrees
+    if wrapped:
+        from damoyolo_mm.datasets import DAMOYOLOMixDataset
+        ds = DAMOYOLOMixDataset(dataset=ds, pipeline=[])
+    with pytest.raises(BadAnnotationError) as err:
+        ds[1]
+    img = osp.join(str(tmp_path), 'img', 'b.jpg')
+    assert str(err.value).startswith(
+        f"image '{img}' (img_id 2) is 60x50 pixels, but {ann} gives width "
+        '100, height 80'), str(err.value)

@@ -56,6 +56,7 @@ def test_mismatch_names_counts_classes_and_file(demo_data_root, tmp_path):
         assert text.startswith('model.bbox_head.num_classes is 80'), text
         assert f'the {split} dataset ({ann}) has 3 classes' in text
         assert "('disk', 'triangle', 'cross')" in text
+        assert f'and the annotation file {ann} declares 3 categories' in text
         assert 'num_classes=len(metainfo["classes"])' in text
     # matching counts pass
     runner.model = _model(3)

@@ -40,3 +40,29 @@ def test_atomic_open_refuses_other_modes(tmp_path):
         with atomic_open(str(tmp_path / 'x'), 'a'):
             pass
     assert os.listdir(tmp_path) == []
+
+
+def test_full_disk_error_names_the_path(tmp_path, monkeypatch):
+    """A write that finds no room (here: the temporary file is /dev/full)
+    raises OSError naming the file being written; the old one stays."""
+    import builtins
+
+    import torch
+
+    from damoyolo_mm.utils import fileio
+    path = tmp_path / 'epoch_1.pth'
+    path.write_bytes(b'old')
+    real_open = builtins.open
+
+    def full_open(file, mode='r', *args, **kwargs):
+        if str(file).startswith(str(tmp_path / '.epoch_1.pth.')):
+            return real_open('/dev/full', 'wb')
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(fileio, 'open', full_open, raising=False)
+    with pytest.raises(OSError) as err:
+        with atomic_open(str(path), 'wb') as f:
+            torch.save({'w': torch.ones(1000)}, f)
+    assert err.value.errno == 28 and err.value.filename == str(path)
+    assert str(path) in str(err.value)
+    assert path.read_bytes() == b'old'

@@ -72,3 +72,24 @@ def test_convert_official_bad_files(convert_tool, golden_dir, tmp_path,
     assert any("fits the released variant 'ns'" in line for line in err)
     assert not osp.exists(again)
     assert torch.load(dst, weights_only=True)['state_dict']
+
+
+@pytest.mark.parametrize('kind', ['pth', 'renamed'])
+def test_test_deployed_names_a_file_that_is_no_model(tmp_path, kind,
+                                                     load_tool, capsys):
+    """tools/test_deployed.py --model x.pth: one line naming the file and
+    the kinds it accepts (was: a protobuf traceback)."""
+    name = 'x.pth' if kind == 'pth' else 'end2end.onnx'
+    model = tmp_path / name
+    torch.save({'state_dict': {}}, model)
+    tool = load_tool('test_deployed')
+    with pytest.raises(SystemExit) as err:
+        tool.parse_args(['configs/deploy/detection_onnxruntime_dynamic.py',
+                         'configs/damoyolo_t_coco.py', '--model', str(model)])
+    assert err.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f'--model {model}: ' in last, last
+    assert 'end2end.onnx (ONNX Runtime)' in last and 'OpenVINO' in last
+    what = ('unknown extension' if kind == 'pth' else
+            'a PyTorch checkpoint, not an exported model')
+    assert what in last

@@ -14,6 +14,5 @@
 # (mmengine refuses a key defined by two sibling bases, hence the prefix.)
 finetune_partial_load = dict(skip=[r'bbox_head\.gfl_cls\.\d+\.(weight|bias)'])
 
-# Refuse a run whose head class count differs from the dataset's classes
-# (naming both counts and the annotation file) before training / testing.
-finetune_hooks = [dict(type='ClassCountCheckHook')]
+# (The class count of the head is checked against the dataset's classes by
+# every config: `ClassCountCheckHook` in configs/_base_/default_runtime.py.)

@@ -1,6 +1,8 @@
 """Teacher -> student distillation wrapper for DAMO-YOLO (predictions and / or
 neck features)."""
+import logging
 import os.path as osp
+import pickle
 import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -59,14 +61,50 @@ def _teacher_model_cfg(teacher_cfg: ConfigOrPath) -> dict:
         f'{type(teacher_cfg).__name__}: {teacher_cfg!r}')
 
 
+def _refused_teacher_message(ckpt_path: str, err: BaseException) -> str:
+    found = (re.search(r'GLOBAL (\S+)', str(err))
+             or re.search(r'it pickles ([^\s);,]+)', str(err)))
+    reason = f' (it pickles {found.group(1)})' if found else ''
+    return (f'teacher checkpoint {ckpt_path}: refused to unpickle{reason}; '
+            'the file holds objects outside the checkpoint allow-list and '
+            'nothing of it was run. Only if you trust its source, set '
+            'model.teacher_trust_pickle=True (tools/train.py: --cfg-options '
+            'model.teacher_trust_pickle=True)')
+
+
+def _load_teacher_file(ckpt_path: str, trust_pickle: bool):
+    """The teacher checkpoint: ``weights_only=True`` (mmengine's loader)
+    unless ``trust_pickle``; a refusal names the teacher's opt-in."""
+    if trust_pickle and '://' not in ckpt_path:
+        print_log(
+            f'teacher checkpoint {ckpt_path}: loading with full unpickling '
+            '(weights_only=False) because model.teacher_trust_pickle=True; '
+            'this runs any code the file contains', logger='current',
+            level=logging.WARNING)
+        return torch.load(ckpt_path, map_location='cpu', weights_only=False)
+    try:
+        return CheckpointLoader.load_checkpoint(ckpt_path, map_location='cpu')
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        if 'eights only' in text or 'weights_only' in text or \
+                'refused to unpickle' in text:
+            # same type (damoyolo_mm's UntrustedPickleError or torch's)
+            raise type(err)(_refused_teacher_message(ckpt_path,
+                                                     err)) from None
+        raise
+
+
 def load_teacher_weights(teacher: nn.Module, ckpt_path: str,
-                         teacher_name: str = 'the teacher config') -> None:
+                         teacher_name: str = 'the teacher config',
+                         trust_pickle: bool = False) -> None:
     """Load a detector checkpoint into ``teacher`` strictly.
 
     Accepts mmengine checkpoints (``state_dict`` entry), bare state dicts
     and official DAMO-YOLO checkpoints (``model`` entry, converted in
     memory); refuses distillation checkpoints with a hint at the tool that
-    extracts the student.
+    extracts the student. Only the weights are read (config text in the
+    file is never executed). The file loads with ``weights_only=True``
+    unless ``trust_pickle`` (then with a warning naming it).
     """
     if not isinstance(ckpt_path, str) or not ckpt_path:
         raise ValueError(
@@ -78,7 +116,7 @@ def load_teacher_weights(teacher: nn.Module, ckpt_path: str,
     if '://' not in ckpt_path and not osp.isfile(ckpt_path):
         raise FileNotFoundError(
             f'DAMOYOLODistiller: teacher checkpoint {ckpt_path!r} not found')
-    ckpt = CheckpointLoader.load_checkpoint(ckpt_path, map_location='cpu')
+    ckpt = _load_teacher_file(ckpt_path, trust_pickle)
     if not isinstance(ckpt, dict):
         raise TypeError(f'teacher checkpoint {ckpt_path!r} holds a '
                         f'{type(ckpt).__name__}, expected a dict')
@@ -183,7 +221,8 @@ class DAMOYOLODistiller(BaseModel):
         teacher_cfg (str | dict): Teacher config file (its ``model`` entry is
             used) or the teacher's model config dict.
         teacher_ckpt (str): Checkpoint of the trained teacher (mmengine
-            checkpoint or bare state dict), loaded strictly.
+            checkpoint or bare state dict), loaded strictly, with
+            ``weights_only=True``.
         distill_loss (dict | str, optional): Config of the feature loss
             module; ``student_channels`` / ``teacher_channels`` are filled
             in from the necks. A string is a short form (``'cwd'``,
@@ -212,6 +251,10 @@ class DAMOYOLODistiller(BaseModel):
         data_preprocessor (dict, optional): Data preprocessor; the student's
             own one is used (shared) when None.
         init_cfg (dict, optional): Initialisation config.
+        teacher_trust_pickle (bool): Load ``teacher_ckpt`` with full
+            unpickling (``weights_only=False``, runs any code the file
+            holds): only for a teacher file from a trusted source that
+            holds more than weights. Defaults to False.
     """
 
     def __init__(self,
@@ -226,7 +269,8 @@ class DAMOYOLODistiller(BaseModel):
                  student_channels: Optional[Sequence[int]] = None,
                  teacher_channels: Optional[Sequence[int]] = None,
                  data_preprocessor: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None) -> None:
+                 init_cfg: OptMultiConfig = None,
+                 teacher_trust_pickle: bool = False) -> None:
         super().__init__(data_preprocessor=None, init_cfg=init_cfg)
         self.student = MODELS.build(student)
         if data_preprocessor is None:
@@ -243,7 +287,8 @@ class DAMOYOLODistiller(BaseModel):
         teacher = MODELS.build(_teacher_model_cfg(teacher_cfg))
         teacher_name = (repr(teacher_cfg) if isinstance(teacher_cfg, str)
                         else f'(model dict of type {type(teacher).__name__})')
-        load_teacher_weights(teacher, teacher_ckpt, teacher_name)
+        load_teacher_weights(teacher, teacher_ckpt, teacher_name,
+                             trust_pickle=teacher_trust_pickle)
         teacher.eval()
         teacher.requires_grad_(False)
         # a tuple keeps the teacher out of nn.Module's sub-module registry
