@@ -42,6 +42,8 @@ CONFIG_TEXT_KEYS: Tuple[Tuple[str, ...], ...] = (
                                           'cfg'))
 
 _MARK = '_damoyolo_data_only'
+#: more GPU ids than any machine has: the text is not a real run's
+MAX_GPU_IDS = 65536
 
 
 def literal_gpu_ids(text: str) -> Optional[List[int]]:
@@ -64,13 +66,15 @@ def literal_gpu_ids(text: str) -> Optional[List[int]]:
                     and value.func.id == 'range' and not value.keywords):
                 args = [ast.literal_eval(a) for a in value.args]
                 if all(type(a) is int for a in args) and 1 <= len(args) <= 3:
-                    return list(range(*args))
+                    ids = range(*args)
+                    # a file may ask for range(10**12): never build that
+                    return list(ids) if len(ids) <= MAX_GPU_IDS else None
                 return None
             ids = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError,
                 RecursionError):
             return None
-        if isinstance(ids, (list, tuple)) and all(
+        if isinstance(ids, (list, tuple)) and len(ids) <= MAX_GPU_IDS and all(
                 type(i) is int for i in ids):
             return list(ids)
         return None

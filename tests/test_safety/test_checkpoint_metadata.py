@@ -104,6 +104,9 @@ def test_gpu_ids_are_read_as_a_literal_only(tmp_path):
     assert literal_gpu_ids('gpu_ids = range(0, 4)') == [0, 1, 2, 3]
     assert literal_gpu_ids("gpu_ids = __import__('os').getpid()") is None
     assert literal_gpu_ids('def f(:') is None
+    # a file asking for an absurd list is not read (nor built in memory)
+    assert literal_gpu_ids('gpu_ids = range(10**12)') is None
+    assert literal_gpu_ids('gpu_ids = range(1000000000000)') is None
     marker = tmp_path / 'ran'
     path = str(tmp_path / 'g.pth')
     torch.save(dict(meta=dict(config='gpu_ids = [0, 1]\n' +
