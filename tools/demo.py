@@ -101,8 +101,23 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
+    import pickle
     try:
         sys.exit(main())
+    except KeyboardInterrupt:  # before the run started (model loading)
+        print('tools/demo.py: interrupted', file=sys.stderr)
+        sys.exit(130)
     except (ImportError, FileNotFoundError, KeyError, ValueError) as e:
         print(f'tools/demo.py: error: {e}', file=sys.stderr)
+        sys.exit(2)
+    except (pickle.UnpicklingError, RuntimeError) as e:
+        args = parse_args()
+        message = None
+        if args.weights:
+            from damoyolo_mm.utils.checkpoint_trust import \
+                explain_checkpoint_error
+            message = explain_checkpoint_error(e, args.weights)
+        if message is None:
+            raise
+        print(f'tools/demo.py: error: {message}', file=sys.stderr)
         sys.exit(2)
