@@ -4,15 +4,17 @@ Importing this package (directly or through ``custom_imports`` in an mmdet
 config) registers every module of the plugin into the mmdet / mmengine
 registries.
 
-Where the training stack (torch, mmengine, mmcv, mmdet) is not installed,
-importing it registers nothing, so that the parts that run deployed models
-(:mod:`damoyolo_mm.deploy.runtime`, :mod:`damoyolo_mm.apis`) work with
-numpy, OpenCV and ONNX Runtime or OpenVINO alone.
+Where mmdet is not installed (an environment that only runs deployed
+models: numpy, OpenCV, ONNX Runtime or OpenVINO), importing it registers
+nothing, so that :mod:`damoyolo_mm.deploy.runtime` and
+:mod:`damoyolo_mm.apis` work there. ``custom_imports`` is read by mmengine
+for mmdet configs, so it always finds mmdet installed and registers; an
+installed but broken stack (e.g. mmcv without its ops) still fails here.
 """
-from ._installed import TRAINING_STACK, installed
+from ._installed import installed
 from .version import __version__, version_info
 
-if all(installed(name) for name in TRAINING_STACK):
+if installed('mmdet'):
     from . import compat  # noqa: F401  (before anything loads checkpoints)
     from . import datasets, engine, models, nas  # noqa: F401,E402
 

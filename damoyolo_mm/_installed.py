@@ -1,9 +1,6 @@
 """Whether a package is installed, without importing it (imports nothing)."""
 import importlib.util
 
-#: what registering the plugin imports (the OpenMMLab training stack)
-TRAINING_STACK = ('torch', 'mmengine', 'mmcv', 'mmdet')
-
 
 def installed(name: str) -> bool:
     """True if ``import name`` would find the package.
