@@ -8,15 +8,16 @@ applies the torch 2.13 fixes of :mod:`.compat` and registers the rewriters
 of :mod:`.rewriters`; without it, the functions that need MMDeploy raise an
 ImportError saying what to install.
 
-Public names are imported from the submodule that owns them on first use:
-:mod:`.runtime` (run an exported file) and :mod:`.meta` (read
-``deploy_meta.json``) need numpy and the runtime alone, no torch.
-
 Both are registrations in MMDeploy's rewriter registry, active only inside
 MMDeploy's export context: importing this module changes nothing else in the
 process (``torch.onnx.export`` itself is untouched). The deploy configs
 import it through ``custom_imports``, so MMDeploy's own ``tools/deploy.py``
 works with them.
+
+Public names are imported from the submodule that owns them on first use:
+:mod:`.runtime` (run an exported file) and :mod:`.meta` (read
+``deploy_meta.json``) need numpy and the runtime alone; where MMDeploy is
+not installed, importing this package imports nothing else (no torch).
 """
 from typing import Dict
 
