@@ -188,6 +188,18 @@ def _run(args):
     else:
         log('[deploy] step 4/4: nothing to build for onnxruntime '
             '(use --verify to compare with PyTorch)')
+    deployed = {'openvino': osp.splitext(onnx_file)[0] + '.xml',
+                'tensorrt': osp.splitext(onnx_file)[0] + '.engine'}.get(
+                    backend, onnx_file)
+    meta = dp.build_deploy_meta(
+        deploy_cfg, model_cfg, deployed,
+        precision='fp16' if backend == 'tensorrt' and fp16 and
+        precision == 'fp32' else precision,
+        sources=dict(deploy_config=args.deploy_cfg,
+                     model_config=args.model_cfg, checkpoint=args.checkpoint))
+    log(f'[deploy]   wrote {dp.write_deploy_meta(meta, args.work_dir)} '
+        '(input, preprocessing, classes, NMS settings: tools/demo.py runs '
+        'the model from this folder alone)')
     log(f'[deploy] done: {args.work_dir}')
 
 
@@ -200,12 +212,9 @@ def _verify(model, model_file, inputs, h, w, log):
         inputs = torch.nn.functional.interpolate(
             torch.rand(1, 3, h // 16, w // 16, generator=gen) * 255,
             size=(h, w), mode='bilinear', align_corners=False).round()
-    if model_file.endswith('.xml'):
-        ort_det = dp.ov_detections(dp.ov_compile(model_file), inputs)[0]
-        name = 'openvino'
-    else:
-        ort_det = dp.ort_detections(dp.ort_session(model_file), inputs)[0]
-        name = 'onnxruntime'
+    runner = dp.ExportedModel(model_file)
+    ort_det = runner.detections(inputs)[0]
+    name = runner.backend
     with torch.no_grad():
         feats = model.extract_feat(inputs)
         res = model.bbox_head.predict_by_feat(

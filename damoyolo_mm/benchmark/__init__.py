@@ -8,6 +8,8 @@ arguments and print):
 * :mod:`.latency` -- batch-1 latency of ours vs the official model;
 * :mod:`.engines` -- exported models cut at their NMS, run on ONNX Runtime
   and OpenVINO (the deployed rows of :mod:`.latency`);
+* :mod:`.demo_fps` -- end-to-end frames per second of ``tools/demo.py``
+  (:mod:`damoyolo_mm.apis`) on a generated video, per engine;
 * :mod:`.train_step` -- the parts of a training step, ours vs official;
 * :mod:`.data_pipeline` -- images/s of the training data pipeline, ours
   vs official.

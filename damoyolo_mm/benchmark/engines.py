@@ -49,7 +49,7 @@ def engine_runners(models: Dict[str, str],
     Returns:
         dict: row name -> callable.
     """
-    from damoyolo_mm.deploy.export import ort_session
+    from damoyolo_mm.deploy.runtime import ort_session
     os.makedirs(out_dir, exist_ok=True)
     fns = {}
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -63,8 +63,8 @@ def engine_runners(models: Dict[str, str],
                 iname = sess.get_inputs()[0].name
                 fns[name] = (lambda s=sess, n=iname: s.run(None, {n: x}))
             elif backend == 'openvino':
-                from damoyolo_mm.deploy.openvino import (onnx2openvino,
-                                                         ov_compile)
+                from damoyolo_mm.deploy.openvino import onnx2openvino
+                from damoyolo_mm.deploy.runtime import ov_compile
                 xml = onnx2openvino(raw, out_dir)
                 req = ov_compile(xml, threads=threads).create_infer_request()
                 fns[name] = (lambda r=req: r.infer({0: x}))

@@ -13,37 +13,63 @@ MMDeploy's export context: importing this module changes nothing else in the
 process (``torch.onnx.export`` itself is untouched). The deploy configs
 import it through ``custom_imports``, so MMDeploy's own ``tools/deploy.py``
 works with them.
+
+Public names are imported from the submodule that owns them on first use:
+:mod:`.runtime` (run an exported file) and :mod:`.meta` (read
+``deploy_meta.json``) need numpy and the runtime alone; where MMDeploy is
+not installed, importing this package imports nothing else (no torch).
 """
-import importlib.util
+from typing import Dict
 
-from .compat import (INSTALL_HINTS, apply, check_tensorrt, onnx_export,
-                     require)
-from .export import (SUPPORTED_BACKENDS, build_model, build_trt_engine,
-                     check_backend_available, check_post_processing,
-                     export_onnx, get_backend_name, get_input_hw,
-                     get_test_cfg, load_configs, match_detections,
-                     ort_detections, ort_session)
-from .openvino import (OpenVINOWrapper, input_shapes_from_cfg,
-                       onnx2openvino, ov_compile, ov_detections, ov_run)
-from .quantization import (CALIB_DEFAULTS, export_int8, get_calib_config,
-                           get_precision, quantize_onnx)
-from .tensorrt import (EFFICIENT_NMS_MAX_CANDIDATES, TRT_OUTPUT_NAMES,
-                       EfficientNMSOp, End2EndTRT, RawOutputs, TRTRunner,
-                       build_engine, check_input_shape, export_trt_onnx)
+from damoyolo_mm._installed import installed
 
-if importlib.util.find_spec('mmdeploy') is not None:
+#: public name -> submodule that owns it (imported on first use, so that
+#: ``damoyolo_mm.deploy.runtime`` needs numpy alone)
+_OWNERS: Dict[str, str] = {}
+for _module, _names in {
+        'compat': ('INSTALL_HINTS', 'apply', 'check_tensorrt', 'onnx_export',
+                   'require'),
+        'runtime': ('BACKEND_OF_SUFFIX', 'ExportedModel', 'backend_of_file',
+                    'ort_detections', 'ort_session', 'ov_compile',
+                    'ov_detections', 'ov_run', 'run_onnx',
+                    'split_detections'),
+        'export': ('SUPPORTED_BACKENDS', 'build_model', 'build_trt_engine',
+                   'check_backend_available', 'check_post_processing',
+                   'export_onnx', 'get_backend_name', 'get_input_hw',
+                   'get_test_cfg', 'load_configs', 'match_detections'),
+        'openvino': ('OpenVINOWrapper', 'input_shapes_from_cfg',
+                     'onnx2openvino'),
+        'quantization': ('CALIB_DEFAULTS', 'export_int8', 'get_calib_config',
+                         'get_precision', 'quantize_onnx'),
+        'tensorrt': ('EFFICIENT_NMS_MAX_CANDIDATES', 'TRT_OUTPUT_NAMES',
+                     'EfficientNMSOp', 'End2EndTRT', 'RawOutputs',
+                     'TRTRunner', 'build_engine', 'check_input_shape',
+                     'export_trt_onnx'),
+        'meta': ('META_FILE', 'build_deploy_meta', 'load_deploy_meta',
+                 'write_deploy_meta'),
+}.items():
+    for _name in _names:
+        _OWNERS[_name] = _module
+
+
+def __getattr__(name: str):
+    module = _OWNERS.get(name)
+    if module is None:
+        raise AttributeError(
+            f'module {__name__!r} has no attribute {name!r}')
+    import importlib
+    value = getattr(importlib.import_module(f'{__name__}.{module}'), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_OWNERS))
+
+
+if installed('mmdeploy'):
+    from .compat import apply
     apply()
     from . import rewriters  # noqa: F401,E402
 
-__all__ = [
-    'INSTALL_HINTS', 'apply', 'check_tensorrt', 'onnx_export', 'require',
-    'SUPPORTED_BACKENDS', 'build_model', 'build_trt_engine',
-    'check_backend_available', 'check_post_processing', 'export_onnx',
-    'get_backend_name', 'get_input_hw', 'get_test_cfg', 'load_configs',
-    'match_detections', 'ort_detections', 'ort_session', 'EFFICIENT_NMS_MAX_CANDIDATES',
-    'TRT_OUTPUT_NAMES', 'EfficientNMSOp', 'End2EndTRT', 'RawOutputs',
-    'TRTRunner', 'build_engine', 'check_input_shape', 'export_trt_onnx',
-    'OpenVINOWrapper', 'input_shapes_from_cfg', 'onnx2openvino',
-    'ov_compile', 'ov_detections', 'ov_run', 'CALIB_DEFAULTS', 'export_int8',
-    'get_calib_config', 'get_precision', 'quantize_onnx'
-]
+__all__ = sorted(_OWNERS)

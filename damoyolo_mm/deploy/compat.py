@@ -45,38 +45,12 @@ what this module does about it:
    which conflicts with onnx >= 1.16: install MMDeploy with ``--no-deps``
    and its real runtime dependencies from the ``deploy`` extra.
 """
-from typing import Any, Dict
+from typing import Any
 
-import torch
+# the package names and install hints live with the runtime (torch-free)
+from .runtime import INSTALL_HINTS, require
 
 _APPLIED = False
-
-#: what to install for each backend (shown in error messages)
-INSTALL_HINTS: Dict[str, str] = {
-    'mmdeploy': 'pip install --no-deps mmdeploy==1.3.1 && '
-    'pip install "damoyolo_mm[deploy]"  (onnx onnxruntime prettytable aenum '
-    'multiprocess grpcio)',
-    'onnx': 'pip install "onnx>=1.16"  (or pip install "damoyolo_mm[deploy]")',
-    'onnxruntime': 'pip install "onnxruntime>=1.17"  (or pip install '
-    '"damoyolo_mm[deploy]")',
-    'openvino': 'pip install "openvino>=2024"  (or pip install '
-    '"damoyolo_mm[deploy]")',
-    'tensorrt': 'pip install "tensorrt>=10,<11"  (or pip install '
-    '"damoyolo_mm[tensorrt]"); it also needs an NVIDIA GPU with a CUDA '
-    'driver and a CUDA build of torch',
-}
-
-
-def require(package: str) -> Any:
-    """Import ``package`` or raise ImportError saying what to install."""
-    import importlib
-    try:
-        return importlib.import_module(package)
-    except ImportError as e:
-        hint = INSTALL_HINTS.get(package, f'pip install {package}')
-        raise ImportError(
-            f'damoyolo_mm.deploy needs the Python package "{package}", which '
-            f'could not be imported ({e}). Install it with: {hint}') from e
 
 
 def onnx_export(*args, **kwargs) -> None:
@@ -84,6 +58,7 @@ def onnx_export(*args, **kwargs) -> None:
 
     See fix 1 of this module. An explicit ``dynamo=`` of the caller wins.
     """
+    import torch
     kwargs.setdefault('dynamo', False)
     torch.onnx.export(*args, **kwargs)
 
@@ -91,6 +66,8 @@ def onnx_export(*args, **kwargs) -> None:
 def check_torch_onnx() -> None:
     """Fail early and clearly if the TorchScript ONNX exporter is missing."""
     import inspect
+
+    import torch
     if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
         # torch >= 2.5: the TorchScript exporter must still be there
         import importlib
@@ -131,6 +108,7 @@ def check_tensorrt(fp16: bool = False) -> Any:
             f'tensorrt {trt.__version__} has no BuilderFlag.FP16 (removed in '
             'TensorRT 11: FP16 needs a strongly typed half-precision ONNX). '
             f'Install TensorRT 10: {INSTALL_HINTS["tensorrt"]}')
+    import torch
     if not torch.cuda.is_available():
         raise RuntimeError(
             'TensorRT needs an NVIDIA GPU: torch.cuda.is_available() is False '

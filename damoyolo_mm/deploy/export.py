@@ -424,33 +424,6 @@ def _name(cfg) -> str:
     return getattr(cfg, 'filename', None) or 'the model config'
 
 
-def ort_session(onnx_file: str, threads: Optional[int] = None):
-    """An ONNX Runtime CPU session (MMDeploy's custom ops not needed)."""
-    ort = require('onnxruntime')
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-    return ort.InferenceSession(
-        onnx_file, opts, providers=['CPUExecutionProvider'])
-
-
-def ort_detections(session, inputs: torch.Tensor) -> Sequence[Dict]:
-    """Run an end-to-end ONNX (``dets``, ``labels``) and drop the padding.
-
-    Returns one dict per image with ``bboxes`` (K, 4), ``scores`` (K,),
-    ``labels`` (K,) numpy arrays, padding rows (score 0) removed.
-    """
-    name = session.get_inputs()[0].name
-    dets, labels = session.run(None, {name: inputs.cpu().numpy()})[:2]
-    out = []
-    for d, l in zip(dets, labels):
-        keep = d[:, 4] > 0
-        out.append(dict(bboxes=d[keep, :4], scores=d[keep, 4],
-                        labels=l[keep]))
-    return out
-
-
 def match_detections(a: Dict[str, Any], b: Dict[str, Any], box_tol: float,
                      score_tol: float) -> Tuple[List[int], List[int], float,
                                                 float]:
@@ -489,5 +462,5 @@ __all__ = [
     'SUPPORTED_BACKENDS', 'INSTALL_HINTS', 'load_configs', 'get_backend_name',
     'check_backend_available', 'check_post_processing', 'get_test_cfg',
     'get_input_hw', 'build_model', 'export_onnx', 'build_trt_engine',
-    'ort_session', 'ort_detections', 'match_detections'
+    'match_detections'
 ]

@@ -10,8 +10,8 @@ the ``onnxruntime`` export (DAMO-YOLO's graph has no backend-specific op;
 ``backend_config.model_inputs[0].opt_shapes``. This module produces the same
 files with the current API (``openvino.convert_model`` +
 ``openvino.save_model``, FP32 weights: ``compress_to_fp16=False``; INT8
-models keep the precision of their QuantizeLinear/DequantizeLinear nodes) and
-runs them with ``openvino.Core``. :func:`damoyolo_mm.deploy.compat.apply`
+models keep the precision of their QuantizeLinear/DequantizeLinear nodes);
+:mod:`.runtime` runs them with ``openvino.Core``. :func:`damoyolo_mm.deploy.compat.apply`
 points MMDeploy's OpenVINO backend manager (``to_backend``,
 ``build_wrapper``) here, so MMDeploy's task processor (used by
 ``tools/test_deployed.py``) evaluates OpenVINO models too.
@@ -23,7 +23,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 
-from .compat import require
+from .runtime import ov_compile, require
 
 
 def input_shapes_from_cfg(deploy_cfg) -> Optional[Dict[str, Sequence[int]]]:
@@ -77,54 +77,6 @@ def onnx2openvino(onnx_file: str,
             if osp.exists(f):
                 os.remove(f)
     return xml
-
-
-def ov_compile(xml_file: str, threads: Optional[int] = None,
-               device: str = 'CPU'):
-    """Compile an IR (or ONNX) file for ``device`` with latency hints.
-
-    Args:
-        threads (int, optional): ``INFERENCE_NUM_THREADS`` (all cores when
-            None).
-    """
-    ov = require('openvino')
-    if not osp.isfile(xml_file):
-        raise FileNotFoundError(f'OpenVINO model {xml_file} not found')
-    core = ov.Core()
-    config = {'PERFORMANCE_HINT': 'LATENCY'}
-    if threads:
-        config['INFERENCE_NUM_THREADS'] = int(threads)
-    # FP32 on CPUs with BF16 units: OpenVINO would otherwise run FP32
-    # models in BF16 there (different numbers than PyTorch / ONNX Runtime)
-    config['INFERENCE_PRECISION_HINT'] = 'f32'
-    return core.compile_model(xml_file, device, config)
-
-
-def ov_run(compiled, inputs: np.ndarray) -> Dict[str, np.ndarray]:
-    """Run a compiled model (or an infer request of one, faster when
-    called repeatedly) on one input array; outputs by name."""
-    req = compiled.create_infer_request() if hasattr(
-        compiled, 'create_infer_request') else compiled
-    res = req.infer({0: np.ascontiguousarray(inputs)})
-    out = {}
-    for port, value in res.items():
-        names = port.get_names()
-        name = sorted(names)[0] if names else port.get_any_name()
-        out[name] = np.asarray(value)
-    return out
-
-
-def ov_detections(compiled, inputs: torch.Tensor) -> Sequence[Dict]:
-    """Like :func:`damoyolo_mm.deploy.ort_detections` for an OpenVINO
-    end-to-end model (``dets``, ``labels``)."""
-    out = ov_run(compiled, inputs.cpu().numpy())
-    dets, labels = out['dets'], out['labels']
-    res = []
-    for d, l in zip(dets, labels):
-        keep = d[:, 4] > 0
-        res.append(dict(bboxes=d[keep, :4], scores=d[keep, 4],
-                        labels=l[keep]))
-    return res
 
 
 class OpenVINOWrapper(torch.nn.Module):
@@ -200,6 +152,6 @@ def patch_mmdeploy_openvino() -> None:
 
 
 __all__ = [
-    'input_shapes_from_cfg', 'onnx2openvino', 'ov_compile', 'ov_run',
-    'ov_detections', 'OpenVINOWrapper', 'patch_mmdeploy_openvino'
+    'input_shapes_from_cfg', 'onnx2openvino', 'OpenVINOWrapper',
+    'patch_mmdeploy_openvino'
 ]

@@ -57,6 +57,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .compat import require
+from .runtime import run_onnx
 
 #: defaults of ``calib_config`` in the INT8 deploy configs
 CALIB_DEFAULTS = dict(
@@ -468,18 +469,6 @@ def output_error(ref: Sequence[Tuple[np.ndarray, np.ndarray]],
     return float(np.mean(errs))
 
 
-def _run_raw(onnx_file: str, inputs: Sequence[np.ndarray],
-             names: Sequence[str], threads: Optional[int] = None):
-    ort = require('onnxruntime')
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = int(threads)
-    sess = ort.InferenceSession(onnx_file, opts,
-                                providers=['CPUExecutionProvider'])
-    iname = sess.get_inputs()[0].name
-    return [tuple(sess.run(list(names), {iname: x})) for x in inputs]
-
-
 def choose_keep_float(errors: Dict[int, float], full_error: float,
                       ratio: float) -> int:
     """``'auto'``: the smallest number k of float layers whose model's
@@ -511,14 +500,14 @@ def sensitivity_analysis(quantizer: OrtQDQQuantizer, probe_fp32: str,
                          scores_last: bool = False) -> Dict[str, float]:
     """Output error (:func:`output_error`) of the model with only one
     convolution quantized, for every convolution of ``nodes``."""
-    ref = _run_raw(probe_fp32, inputs, out_names, threads)
+    ref = run_onnx(probe_fp32, inputs, out_names, threads)
     errors = {}
     t0 = time.time()
     f = osp.join(tmp_dir, 'one_layer.onnx')
     for i, node in enumerate(nodes):
         quantizer.quantize(f, [node])
         errors[node] = output_error(
-            ref, _run_raw(f, inputs, out_names, threads), stride,
+            ref, run_onnx(f, inputs, out_names, threads), stride,
             scores_last)
         if (i + 1) % 10 == 0 or i + 1 == len(nodes):
             log(f'[quantize]   sensitivity {i + 1}/{len(nodes)} layers '
@@ -589,11 +578,11 @@ def quantize_onnx(fp32_onnx: str,
             probe, out_names, scores_last = fp32_onnx, final_outputs, True
         quantizer = OrtQDQQuantizer(probe, inputs, cfg, tmp_dir)
         sens_inputs = inputs[:cfg['sensitivity_images']]
-        ref = _run_raw(probe, sens_inputs, out_names, threads)
+        ref = run_onnx(probe, sens_inputs, out_names, threads)
 
         def error(onnx_file):
             return output_error(
-                ref, _run_raw(onnx_file, sens_inputs, out_names, threads),
+                ref, run_onnx(onnx_file, sens_inputs, out_names, threads),
                 stride, scores_last)
 
         log(f'[quantize] calibrating ({cfg["method"]}, {len(inputs)} images) '

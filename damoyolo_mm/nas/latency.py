@@ -379,7 +379,7 @@ class OnnxRuntimeBackend:
                            clock=self.clock)
 
     def time_module(self, module: nn.Module, *shapes: Sequence[int]) -> float:
-        from damoyolo_mm.deploy.export import ort_session
+        from damoyolo_mm.deploy.runtime import ort_session
         with _exported(module, shapes) as (path, feed):
             sess = ort_session(path, threads=self.num_threads)
         feed = {n: t.numpy() for n, t in feed.items()}
