@@ -212,28 +212,17 @@ def determined(dets: Dets, kept: Dict[int, np.ndarray], cut: float,
 
 def match(a: Dets, b: Dets, box_tol: float, score_tol: float,
           subset: Optional[np.ndarray] = None):
-    """One-to-one matching, highest scores first: a detection of ``a``
-    (restricted to ``subset``) pairs with an unused detection of ``b`` of
-    the same label, every box coordinate within ``box_tol`` and the score
-    within ``score_tol`` (the closest box wins). Returns the unmatched
-    indices of ``a`` and the largest box / score difference of the pairs."""
-    used = np.zeros(len(b['scores']), dtype=bool)
-    unmatched, max_db, max_ds = [], 0., 0.
+    """:func:`damoyolo_mm.deploy.match_detections` (one-to-one, highest
+    scores first, same label, box and score within the tolerances) of the
+    detections of ``a`` in ``subset`` against all of ``b``. Returns the
+    unmatched indices of ``a`` and the largest box / score difference of
+    the pairs."""
+    from damoyolo_mm.deploy import match_detections
     idx = np.arange(len(a['scores'])) if subset is None else \
         np.flatnonzero(subset)
-    for i in idx[np.argsort(-a['scores'][idx], kind='stable')]:
-        db = np.abs(b['bboxes'] - a['bboxes'][i]).max(1) if len(used) else \
-            np.zeros(0)
-        ds = np.abs(b['scores'] - a['scores'][i])
-        ok = (~used) & (b['labels'] == a['labels'][i]) & (db <= box_tol) & (
-            ds <= score_tol)
-        if not ok.any():
-            unmatched.append(int(i))
-            continue
-        j = int(np.flatnonzero(ok)[np.argmin(db[ok])])
-        used[j] = True
-        max_db, max_ds = max(max_db, float(db[j])), max(max_ds, float(ds[j]))
-    return unmatched, max_db, max_ds
+    un, _, max_db, max_ds = match_detections(
+        {k: v[idx] for k, v in a.items()}, b, box_tol, score_tol)
+    return sorted(int(idx[i]) for i in un), max_db, max_ds
 
 
 def compare_detections(a, b, raws: Sequence[Tuple], test_cfg, score_tol:

@@ -7,6 +7,8 @@ ONNX Runtime or OpenVINO only.
 """
 from typing import Dict
 
+from .._lazy import lazy_attributes
+
 _OWNERS: Dict[str, str] = {
     'Predictor': 'predictor',
     'NumpyPreprocessor': 'predictor',
@@ -19,15 +21,7 @@ _OWNERS: Dict[str, str] = {
 }
 
 
-def __getattr__(name: str):
-    module = _OWNERS.get(name)
-    if module is None:
-        raise AttributeError(
-            f'module {__name__!r} has no attribute {name!r}')
-    import importlib
-    value = getattr(importlib.import_module(f'{__name__}.{module}'), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, _OWNERS)
 
 
 __all__ = sorted(_OWNERS)

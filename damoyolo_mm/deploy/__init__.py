@@ -21,7 +21,8 @@ not installed, importing this package imports nothing else (no torch).
 """
 from typing import Dict
 
-from damoyolo_mm._installed import installed
+from .._installed import installed
+from .._lazy import lazy_attributes
 
 #: public name -> submodule that owns it (imported on first use, so that
 #: ``damoyolo_mm.deploy.runtime`` needs numpy alone)
@@ -52,19 +53,7 @@ for _module, _names in {
         _OWNERS[_name] = _module
 
 
-def __getattr__(name: str):
-    module = _OWNERS.get(name)
-    if module is None:
-        raise AttributeError(
-            f'module {__name__!r} has no attribute {name!r}')
-    import importlib
-    value = getattr(importlib.import_module(f'{__name__}.{module}'), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_OWNERS))
+__getattr__, __dir__ = lazy_attributes(__name__, _OWNERS)
 
 
 if installed('mmdeploy'):

@@ -2,6 +2,8 @@
 that ``damoyolo_mm.utils.fileio`` (atomic writes) needs no torch."""
 from typing import Dict
 
+from .._lazy import lazy_attributes
+
 _OWNERS: Dict[str, str] = {
     'TRUST_ENV': 'checkpoint_trust',
     'UntrustedPickleError': 'checkpoint_trust',
@@ -11,15 +13,7 @@ _OWNERS: Dict[str, str] = {
 }
 
 
-def __getattr__(name: str):
-    module = _OWNERS.get(name)
-    if module is None:
-        raise AttributeError(
-            f'module {__name__!r} has no attribute {name!r}')
-    import importlib
-    value = getattr(importlib.import_module(f'{__name__}.{module}'), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, _OWNERS)
 
 
 __all__ = [

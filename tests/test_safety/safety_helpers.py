@@ -98,3 +98,37 @@ log_level = 'WARNING'
     for key, value in extra.items():
         body += f'{key} = {value!r}\n'
     return body
+
+
+def toy_runner_kwargs(work_dir, **kwargs) -> dict:
+    """Arguments of an mmengine Runner training a one-layer model on 4
+    numbers (2 iterations per epoch), no logger; ``kwargs`` override."""
+    import torch
+    from mmengine.model import BaseModel
+    from torch.utils.data import Dataset
+
+    class ToyData(Dataset):
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return dict(inputs=torch.full((2, ), float(i)))
+
+    class ToyModel(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            x = torch.stack(inputs) if isinstance(inputs, list) else inputs
+            return dict(loss=self.fc(x).pow(2).mean())
+
+    return dict(
+        dict(model=ToyModel(), work_dir=str(work_dir),
+             train_dataloader=dict(dataset=ToyData(), batch_size=2,
+                                   num_workers=0,
+                                   sampler=dict(type='DefaultSampler')),
+             optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+             default_scope='mmdet'), **kwargs)

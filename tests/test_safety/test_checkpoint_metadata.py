@@ -21,7 +21,7 @@ from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 from damoyolo_mm.utils import TRUST_ENV, UntrustedPickleError, trust_pickle
 from damoyolo_mm.utils.checkpoint_metadata import (is_registered,
                                                    literal_gpu_ids)
-from safety_helpers import REPO, tiny_config
+from safety_helpers import REPO, tiny_config, toy_runner_kwargs
 
 HERE = osp.dirname(osp.abspath(__file__))
 NS = osp.join(REPO, 'configs', 'damoyolo_ns_coco.py')
@@ -117,36 +117,10 @@ def test_gpu_ids_are_read_as_a_literal_only(tmp_path):
 
 
 def _toy_runner(work_dir, **kwargs):
-    from mmengine.model import BaseModel
     from mmengine.runner import Runner
-    from torch.utils.data import Dataset
-
-    class Data(Dataset):
-
-        def __len__(self):
-            return 4
-
-        def __getitem__(self, i):
-            return dict(inputs=torch.full((2, ), float(i)))
-
-    class Toy(BaseModel):
-
-        def __init__(self):
-            super().__init__()
-            self.fc = torch.nn.Linear(2, 1)
-
-        def forward(self, inputs, data_samples=None, mode='tensor'):
-            x = torch.stack(inputs) if isinstance(inputs, list) else inputs
-            return dict(loss=self.fc(x).pow(2).mean())
-
-    return Runner(
-        model=Toy(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=Data(), batch_size=2, num_workers=0,
-                              sampler=dict(type='DefaultSampler')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        train_cfg=dict(by_epoch=True, max_epochs=3),
-        default_hooks=dict(checkpoint=None, logger=None),
-        default_scope='mmdet', **kwargs)
+    return Runner(**toy_runner_kwargs(
+        work_dir, train_cfg=dict(by_epoch=True, max_epochs=3),
+        default_hooks=dict(checkpoint=None, logger=None), **kwargs))
 
 
 @pytest.mark.parametrize('kind', KINDS)

@@ -17,6 +17,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from damoyolo_mm.utils import (TRUST_ENV, UntrustedPickleError,
                                load_checkpoint_file, trust_pickle)
+from safety_helpers import toy_runner_kwargs
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -96,37 +97,11 @@ def test_mmengine_checkpoints_load_weights_only(tmp_path):
 def test_our_checkpoints_need_no_getattr(tmp_path):
     """A Runner with AtomicCheckpointHook writes a checkpoint whose only
     non-tensor globals are HistoryBuffer and numpy's."""
-    from torch.utils.data import Dataset
-
-    class Data(Dataset):
-
-        def __len__(self):
-            return 4
-
-        def __getitem__(self, i):
-            return dict(inputs=torch.full((2, ), float(i)))
-
-    from mmengine.model import BaseModel
-
-    class Toy(BaseModel):
-
-        def __init__(self):
-            super().__init__()
-            self.fc = torch.nn.Linear(2, 1)
-
-        def forward(self, inputs, data_samples=None, mode='tensor'):
-            x = torch.stack(inputs) if isinstance(inputs, list) else inputs
-            return dict(loss=self.fc(x).pow(2).mean())
-
-    runner = Runner(
-        model=Toy(), work_dir=str(tmp_path),
-        train_dataloader=dict(dataset=Data(), batch_size=2, num_workers=0,
-                              sampler=dict(type='DefaultSampler')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        train_cfg=dict(by_epoch=True, max_epochs=1),
+    runner = Runner(**toy_runner_kwargs(
+        tmp_path, train_cfg=dict(by_epoch=True, max_epochs=1),
         default_hooks=dict(checkpoint=dict(type='AtomicCheckpointHook',
                                            interval=1), logger=None),
-        default_scope='mmdet', experiment_name='our_ckpt_no_getattr')
+        experiment_name='our_ckpt_no_getattr'))
     runner.message_hub.update_info('best_score', np.float64(0.25))
     runner.train()
     path = str(tmp_path / 'epoch_1.pth')

@@ -18,7 +18,7 @@ import torch
 
 from damoyolo_mm.engine import DAMOYOLORunner, WorkDirLock, WorkDirLockedError
 from damoyolo_mm.engine.work_dir_lock import LOCK_NAME
-from safety_helpers import REPO, tiny_config
+from safety_helpers import REPO, tiny_config, toy_runner_kwargs
 
 HERE = osp.dirname(osp.abspath(__file__))
 
@@ -74,38 +74,12 @@ def test_held_lock_names_the_run_then_is_taken_over_when_dead(holder):
 
 
 def _toy_runner(work_dir, cfg=None, **kwargs):
-    from mmengine.model import BaseModel
-    from torch.utils.data import Dataset
-
-    class Data(Dataset):
-
-        def __len__(self):
-            return 4
-
-        def __getitem__(self, i):
-            return dict(inputs=torch.full((2, ), float(i)))
-
-    class Toy(BaseModel):
-
-        def __init__(self):
-            super().__init__()
-            self.fc = torch.nn.Linear(2, 1)
-
-        def forward(self, inputs, data_samples=None, mode='tensor'):
-            x = torch.stack(inputs) if isinstance(inputs, list) else inputs
-            return dict(loss=self.fc(x).pow(2).mean())
-
     from mmengine.config import Config
-    cfg = Config(cfg or dict(note='toy'))
-    return DAMOYOLORunner(
-        model=Toy(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=Data(), batch_size=2, num_workers=0,
-                              sampler=dict(type='DefaultSampler')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        train_cfg=dict(by_epoch=True, max_epochs=1),
+    return DAMOYOLORunner(**toy_runner_kwargs(
+        work_dir, train_cfg=dict(by_epoch=True, max_epochs=1),
         default_hooks=dict(checkpoint=dict(type='AtomicCheckpointHook',
                                            interval=1), logger=None),
-        default_scope='mmdet', cfg=cfg, **kwargs)
+        cfg=Config(cfg or dict(note='toy')), **kwargs))
 
 
 @pytest.mark.parametrize('resume', [False, True])
