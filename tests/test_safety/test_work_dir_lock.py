@@ -149,9 +149,11 @@ _DDP_SCRIPT = textwrap.dedent('''
 
     class Look(Hook):
         def before_train(self, runner):
+            # one file per rank: the ranks' stdout lines may interleave
             with open(os.path.join(sys.argv[1], 'run.lock')) as f:
-                print('rank', os.environ['RANK'], 'pid', os.getpid(),
-                      'lockpid', json.load(f)['pid'], flush=True)
+                seen = dict(pid=os.getpid(), lockpid=json.load(f)['pid'])
+            with open('seen_rank' + os.environ['RANK'] + '.json', 'w') as f:
+                json.dump(seen, f)
 
     # gloo process group and a CPU DDP wrapper, as tools/train.py does
     cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='gloo'))))
@@ -199,10 +201,12 @@ def test_ddp_only_rank0_locks_and_every_rank_stops(holder, tmp_path):
     free = tmp_path / 'free'
     out = _torchrun(tmp_path, free, 'free')
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
-    looks = [line.split() for line in out.stdout.splitlines()
-             if 'lockpid' in line]
-    pids = {int(w[1]): (int(w[3]), int(w[5])) for w in looks}
-    assert set(pids) == {0, 1}
-    rank0_pid = pids[0][0]
-    assert pids[0][1] == rank0_pid and pids[1][1] == rank0_pid
+    seen = {}
+    for rank in (0, 1):
+        with open(tmp_path / f'seen_rank{rank}.json') as f:
+            seen[rank] = json.load(f)
+    # both ranks see the lock of rank 0's process
+    rank0_pid = seen[0]['pid']
+    assert seen[0]['lockpid'] == rank0_pid and seen[1]['lockpid'] == rank0_pid
+    assert seen[1]['pid'] != rank0_pid
     assert not (free / LOCK_NAME).exists()
