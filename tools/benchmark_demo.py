@@ -15,7 +15,14 @@ Example (T at 640; deploy first with tools/deploy.py):
     python tools/benchmark_demo.py --images data/demo/val --threads 2 \\
         --engine "PyTorch FP32=configs/damoyolo_t_coco.py,T.pth" \\
         --engine "ORT FP32=work_dirs/t_ort/end2end.onnx" \\
-        --engine "OpenVINO FP32=work_dirs/t_ov/end2end.xml"
+        --engine "OpenVINO FP32=work_dirs/t_ov/end2end.xml" \\
+        --official-root ../damoyolo_official --official-ckpt T.pth
+
+With --official-root (a checkout of tinyvision/DAMO-YOLO) the official
+tools/demo.py runs first, in this process, on the same video with its ONNX
+Runtime engine (the ONNX written from --official-ckpt by the official
+tools/converter.py, or --official-onnx) and the same threads; each row then
+shows its FPS over the official demo's. Without it that row is skipped.
 """
 import argparse
 import glob
@@ -54,6 +61,19 @@ def parse_args(argv=None):
                         help='drop detections below this score before '
                         'drawing and writing (default: keep what the model '
                         'returns)')
+    parser.add_argument('--official-root', default=None,
+                        help='official DAMO-YOLO source tree: also run its '
+                        'tools/demo.py (ONNX engine) and print ours/official')
+    parser.add_argument('--official-config',
+                        default='configs/damoyolo_tinynasL20_T.py',
+                        help='official config, relative to --official-root '
+                        '(default: %(default)s)')
+    parser.add_argument('--official-ckpt', default=None,
+                        help='official checkout\'s checkpoint, exported to '
+                        'ONNX with the official tools/converter.py')
+    parser.add_argument('--official-onnx', default=None,
+                        help='an ONNX already written by the official '
+                        'converter (instead of --official-ckpt)')
     parser.add_argument('--out-dir', default=None,
                         help='outputs (default: a temporary folder)')
     parser.add_argument('--json', default=None, help='also write the rows '
@@ -67,13 +87,16 @@ def parse_args(argv=None):
         model, _, weights = model.partition(',')
         engines[name] = dict(model=model, weights=weights or None)
     args.engines = engines
+    if args.official_root and not (args.official_ckpt or args.official_onnx):
+        parser.error('--official-root needs --official-ckpt or '
+                     '--official-onnx')
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     from damoyolo_mm.benchmark.demo_fps import (demo_fps, format_rows,
-                                                make_video)
+                                                make_video, official_demo_row)
     from damoyolo_mm.benchmark.timing import cpu_name
     tmp = tempfile.TemporaryDirectory(prefix='damoyolo_demo_fps_')
     out_dir = args.out_dir or tmp.name
@@ -89,8 +112,13 @@ def main(argv=None):
         print(f'video: {video} ({args.seconds:g} s at {args.fps:g} fps, '
               '1280x720)')
     load = ' '.join(f'{v:.2f}' for v in os.getloadavg())
-    rows = demo_fps(video, args.engines, out_dir, threads=args.threads,
-                    score_thr=args.score_thr)
+    official = dict(root=args.official_root, config=args.official_config,
+                    ckpt=args.official_ckpt, onnx=args.official_onnx)
+    row = official_demo_row(video, official, out_dir, threads=args.threads,
+                            score_thr=args.score_thr)
+    rows = ([row] if row else []) + demo_fps(
+        video, args.engines, out_dir, threads=args.threads,
+        score_thr=args.score_thr)
     load_after = ' '.join(f'{v:.2f}' for v in os.getloadavg())
     machine = (f'{cpu_name()}, {os.cpu_count()} cores, threads '
                f'{args.threads or "all"}, load average {load} before / '

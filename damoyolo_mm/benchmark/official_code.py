@@ -2,11 +2,12 @@
 
 The official code (a checkout of tinyvision/DAMO-YOLO) imports torchvision,
 loguru, thop and easydict at import time. :func:`official_code` installs
-in-memory stand-ins for the missing ones: what the data loader uses
-(torchvision's ``affine``, ``to_pil_image``, ``to_tensor``, ``normalize``,
-``CocoDetection``) works, the rest raises if a path that really needs it
-is reached. It removes them again on exit, together with every official
-module, so that nothing leaks into the rest of the process.
+in-memory stand-ins for the missing ones: what the data loader and the
+demo's post-processing use (torchvision's ``affine``, ``to_pil_image``,
+``to_tensor``, ``normalize``, ``CocoDetection``, ``nms``, ``batched_nms``)
+works, the rest raises if a path that really needs it is reached. It
+removes them again on exit, together with every official module, so that
+nothing leaks into the rest of the process.
 """
 import contextlib
 import importlib.util
@@ -134,6 +135,26 @@ def _normalize(t: torch.Tensor, mean, std) -> torch.Tensor:
                                                                         None]
 
 
+def _nms(boxes: torch.Tensor, scores: torch.Tensor,
+         iou_threshold: float) -> torch.Tensor:
+    """torchvision's ``ops.nms``: kept indices by decreasing score, with
+    mmcv's compiled NMS kernel (same IoU definition, no +1 offset)."""
+    if boxes.numel() == 0:
+        return torch.empty((0, ), dtype=torch.int64)
+    from mmcv.ops import nms
+    return nms(boxes.float(), scores.float(), float(iou_threshold))[1]
+
+
+def _batched_nms(boxes: torch.Tensor, scores: torch.Tensor,
+                 idxs: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """torchvision's ``ops.batched_nms``: NMS per category, done as one NMS
+    on boxes shifted apart per category (torchvision's coordinate trick)."""
+    if boxes.numel() == 0:
+        return torch.empty((0, ), dtype=torch.int64)
+    offsets = idxs.to(boxes) * (boxes.max() + 1)
+    return _nms(boxes + offsets[:, None], scores, iou_threshold)
+
+
 class CocoDetection:
     """torchvision.datasets.CocoDetection stand-in: RGB PIL image and the
     annotations of the i-th image (sorted ids), via pycocotools."""
@@ -161,9 +182,8 @@ def _stand_ins() -> Dict[str, Dict[str, types.ModuleType]]:
         to_pil_image=_to_pil_image, to_tensor=_to_tensor,
         normalize=_normalize)
     transforms = _module('torchvision.transforms', functional=functional)
-    ops = _module('torchvision.ops', **{
-        fn: u(f'torchvision.ops.{fn}')
-        for fn in ('batched_nms', 'nms', 'box_iou')})
+    ops = _module('torchvision.ops', nms=_nms, batched_nms=_batched_nms,
+                  box_iou=u('torchvision.ops.box_iou'))
     coco = _module('torchvision.datasets.coco', CocoDetection=CocoDetection)
     datasets = _module('torchvision.datasets', coco=coco)
     tv = _module('torchvision', __version__='0.0.0+stub', ops=ops,
@@ -290,6 +310,7 @@ def export_official_onnx(official_root: str, official_config: str,
     replaced by a no-op; ``torch.onnx._export`` (gone in torch 2.13) by the
     TorchScript exporter.
     """
+    out_dir = osp.abspath(out_dir)  # the converter runs in a scratch cwd
     conv_path = osp.join(osp.abspath(official_root), 'tools', 'converter.py')
     cfg_path = official_config_path(official_root, official_config)
     name = osp.basename(official_config).replace('.py', '.onnx')
