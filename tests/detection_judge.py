@@ -31,6 +31,7 @@ partner on the other.
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
+from numerics import at_least
 
 Dets = Dict[str, np.ndarray]
 
@@ -300,15 +301,19 @@ def is_candidate(dets: Dets, boxes, scores, score_tol: float,
 
 def assert_same_detections(a, b, raws, test_cfg, score_tol: float,
                            box_tol: float, min_determined: float,
-                           max_per_class: Optional[int] = None) -> dict:
+                           max_per_class: Optional[int] = None,
+                           name: str = 'detections') -> dict:
     """:func:`compare_detections`, asserting that every determined detection
     of either side has a partner on the other and that at least
     ``min_determined`` of each side is determined (so that the comparison
-    keeps its strength)."""
+    keeps its strength; recorded as ``'<name>: determined share'``, see
+    ``tests/numerics.py``)."""
     r = compare_detections(a, b, raws, test_cfg, score_tol, box_tol,
                            max_per_class)
     assert not r['unmatched_a'] and not r['unmatched_b'], (
-        f"determined detections without a partner: {r['unmatched_a'][:10]} "
-        f"of a, {r['unmatched_b'][:10]} of b ({r})")
-    assert min(r['determined_a'], r['determined_b']) >= min_determined, r
+        f"{name}: determined detections without a partner: "
+        f"{r['unmatched_a'][:10]} of a, {r['unmatched_b'][:10]} of b ({r})")
+    at_least(f'{name}: determined share',
+             min(r['determined_a'], r['determined_b']), min_determined,
+             str(r))
     return r

@@ -25,8 +25,8 @@ import pytest
 import torch
 from deploy_helpers import (VARIANTS, add_nms_inputs_as_outputs,
                             build_fused_model, reference_nms)
-from detection_judge import compare_detections
-from numerics import at_least, threads, within
+from detection_judge import assert_same_detections
+from numerics import threads, within
 
 # the raw tensors before NMS: ~10x the measured 1.2e-4 px / 9.2e-7
 RAW_BOX_TOL, RAW_SCORE_TOL = 1.2e-3, 1e-5
@@ -119,12 +119,9 @@ def _judge(variant, what, a, b, raws, test_cfg, score_tol, box_tol,
     """Every detection of a or b that the raw outputs determine has a
     partner on the other side, and at least ``least`` of each side is
     determined (tests/detection_judge.py)."""
-    r = compare_detections(a, b, raws, test_cfg, score_tol, box_tol,
-                           max_per_class)
-    assert not r['unmatched_a'] and not r['unmatched_b'], r
-    at_least(f'ONNX Runtime {variant} {what}: determined share',
-             min(r['determined_a'], r['determined_b']), least)
-    return r
+    return assert_same_detections(a, b, raws, test_cfg, score_tol, box_tol,
+                                  least, max_per_class,
+                                  name=f'ONNX Runtime {variant} {what}')
 
 
 def test_graph_nms_is_pytorch_nms(exported):

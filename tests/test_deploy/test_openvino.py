@@ -15,8 +15,8 @@ import pytest
 import torch
 from deploy_helpers import (REPO, VARIANTS, add_nms_inputs_as_outputs,
                             build_fused_model)
-from detection_judge import compare_detections
-from numerics import at_least, threads, within
+from detection_judge import assert_same_detections
+from numerics import threads, within
 
 # raw tensors before NMS; measured (native, AVX2 and default kernels, 1 and
 # 2 threads): 1.2e-4 px / 7.8e-7
@@ -114,13 +114,11 @@ def test_end_to_end_detections_equal_pytorch(exported):
     ovd, pt = exported['ov'], exported['pt']
     assert len(ovd['scores']) == len(pt['scores']) == 500
     v = exported['variant']
-    r = compare_detections(
+    assert_same_detections(
         ovd, pt, [_ov_raw(exported),
                   (exported['pt_boxes'], exported['pt_scores'])],
-        exported['test_cfg'], SCORE_TOL, BOX_TOL)
-    assert not r['unmatched_a'] and not r['unmatched_b'], r
-    at_least(f'OpenVINO {v} end to end: determined share',
-             min(r['determined_a'], r['determined_b']), MIN_DETERMINED[v])
+        exported['test_cfg'], SCORE_TOL, BOX_TOL, MIN_DETERMINED[v],
+        name=f'OpenVINO {v} end to end')
 
 
 def test_mmdeploy_backend_manager_uses_current_api(exported, deploy_mod):

@@ -14,8 +14,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
-from detection_judge import compare_detections
-from numerics import at_least, within
+from detection_judge import assert_same_detections
+from numerics import within
 
 from damoyolo_mm.converters import convert_official_state_dict
 from damoyolo_mm.variants import variant_config
@@ -89,11 +89,9 @@ def _raw(model, x):
 
 def _assert_same_detections(a, b, variant, raws, test_cfg):
     assert len(a) == len(b) == 500
-    r = compare_detections(a, b, raws, test_cfg, SCORE_TOL, BOX_TOL)
-    assert not r['unmatched_a'] and not r['unmatched_b'], r
-    at_least(f'channels-last {variant}: determined share',
-             min(r['determined_a'], r['determined_b']),
-             MIN_DETERMINED[variant])
+    assert_same_detections(a, b, raws, test_cfg, SCORE_TOL, BOX_TOL,
+                           MIN_DETERMINED[variant],
+                           name=f'channels-last {variant}')
 
 
 def test_predict_switches_and_train_restores(golden_dir):

@@ -12,8 +12,8 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from detection_judge import compare_detections
-from numerics import at_least, within
+from detection_judge import assert_same_detections
+from numerics import within
 
 from damoyolo_mm.converters import convert_official_state_dict
 from damoyolo_mm.variants import variant_config
@@ -129,15 +129,12 @@ def _check_detections(parity, dets, scores, boxes, what):
     """
     g, variant = parity['golden'], parity['variant']
     assert len(dets.scores) == len(g['dets']['scores']) == 500
-    r = compare_detections(
+    assert_same_detections(
         dets, g['dets'], [(boxes[0], scores[0]),
                           (g['raw']['bbox_preds'][0],
                            g['raw']['cls_scores'][0])],
-        parity['model'].bbox_head.test_cfg, CLS_ATOL, BOX_ATOL)
-    assert not r['unmatched_a'] and not r['unmatched_b'], r
-    at_least(f'golden {variant} {what}: determined share',
-             min(r['determined_a'], r['determined_b']),
-             MIN_DETERMINED[variant])
+        parity['model'].bbox_head.test_cfg, CLS_ATOL, BOX_ATOL,
+        MIN_DETERMINED[variant], name=f'golden {variant} {what}')
 
 
 def test_config_nms_on_golden_raw(parity):

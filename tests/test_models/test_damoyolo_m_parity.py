@@ -15,8 +15,8 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from detection_judge import compare_detections
-from numerics import at_least, threads, within
+from detection_judge import assert_same_detections
+from numerics import threads, within
 
 from damoyolo_mm.converters import convert_official_state_dict
 from damoyolo_mm.variants import variant_config
@@ -115,14 +115,12 @@ MIN_DETERMINED = 0.1
 def _check_detections(m_parity, dets, scores, boxes, what):
     g = m_parity['golden']
     assert len(g['dets']['scores']) == len(dets.scores) == 500
-    r = compare_detections(
+    assert_same_detections(
         dets, g['dets'], [(boxes[0], scores[0]),
                           (g['raw']['bbox_preds'][0],
                            g['raw']['cls_scores'][0])],
-        m_parity['model'].bbox_head.test_cfg, CLS_ATOL, BOX_ATOL)
-    assert not r['unmatched_a'] and not r['unmatched_b'], r
-    at_least(f'golden M {what}: determined share',
-             min(r['determined_a'], r['determined_b']), MIN_DETERMINED)
+        m_parity['model'].bbox_head.test_cfg, CLS_ATOL, BOX_ATOL,
+        MIN_DETERMINED, name=f'golden M {what}')
 
 
 def test_post_nms_detections(m_parity):

@@ -150,6 +150,18 @@ def test_runner_resume_and_load_from_run_no_config_text(tmp_path, kind):
     assert not marker.exists()
 
 
+def _train_resume(config, work_dir, path):
+    """``tools/train.py CONFIG --resume PATH`` in a subprocess, no file
+    trusted through the environment."""
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    env.pop(TRUST_ENV, None)
+    env['PYTHONPATH'] = os.pathsep.join([HERE, REPO])
+    return subprocess.run(
+        [sys.executable, 'tools/train.py', str(config), '--work-dir',
+         str(work_dir), '--resume', path], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=600)
+
+
 @pytest.mark.parametrize('kind', KINDS)
 def test_tools_train_resume_runs_no_config_text(demo_data_root, tmp_path,
                                                 kind):
@@ -160,13 +172,7 @@ def test_tools_train_resume_runs_no_config_text(demo_data_root, tmp_path,
     cfg = Config.fromfile(str(config))  # custom_imports: safety_helpers
     state = MODELS.build(cfg.model).state_dict()
     path = _string_checkpoint(tmp_path / 'evil.pth', marker, kind, state)
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    env.pop(TRUST_ENV, None)
-    env['PYTHONPATH'] = os.pathsep.join([HERE, REPO])
-    out = subprocess.run(
-        [sys.executable, 'tools/train.py', str(config), '--work-dir',
-         str(tmp_path / 'work'), '--resume', path], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=600)
+    out = _train_resume(config, tmp_path / 'work', path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert osp.isfile(tmp_path / 'work' / 'epoch_3.pth')
     assert not marker.exists(), 'the config text of the checkpoint ran'
@@ -299,13 +305,7 @@ def test_tools_train_resume_refusal_names_file_and_opt_in(
     path = _pickled_checkpoint(tmp_path / 'evil.pth', marker)
     config = tmp_path / 'cfg.py'
     config.write_text(tiny_config(demo_data_root))
-    env = dict(os.environ)
-    env.pop(TRUST_ENV, None)
-    env['PYTHONPATH'] = os.pathsep.join([HERE, REPO])
-    out = subprocess.run(
-        [sys.executable, 'tools/train.py', str(config), '--work-dir',
-         str(tmp_path / 'work'), '--resume', path], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=600)
+    out = _train_resume(config, tmp_path / 'work', path)
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith(f'error: {path}: refused to unpickle'), last

@@ -44,7 +44,7 @@ def test_lr_1e6_stops_naming_the_iteration(demo_data_root, tmp_path,
     # checkpoint; AVX-512: in epoch 2), so either case is accepted.
     failed_at = int(re.search(r'at iteration (\d+)', text).group(1))
     for name in sorted(n for n in os.listdir(work) if n.endswith('.pth')):
-        ckpt = torch.load(work / name, map_location='cpu', weights_only=False)
+        ckpt = torch.load(work / name, map_location='cpu', weights_only=True)
         assert ckpt['meta']['iter'] < failed_at, (name, failed_at)
         assert all(torch.isfinite(v).all()
                    for v in ckpt['state_dict'].values()
