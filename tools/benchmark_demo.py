@@ -129,7 +129,8 @@ def main(argv=None):
     for line in format_rows(rows):
         print(line)
     if args.json:
-        with open(args.json, 'w', encoding='utf-8') as f:
+        from damoyolo_mm.utils.fileio import atomic_open
+        with atomic_open(args.json, 'w', encoding='utf-8') as f:
             json.dump(dict(machine=machine, rows=rows), f, indent=2)
     tmp.cleanup()
     return rows

@@ -142,7 +142,8 @@ def main(argv=None):
     for note in res['notes']:
         log(note)
     if args.json:
-        with open(args.json, 'w') as f:
+        from damoyolo_mm.utils.fileio import atomic_open
+        with atomic_open(args.json, 'w', encoding='utf-8') as f:
             json.dump(res, f, indent=2)
     return {k: res[k] for k in ('machine', 'results', 'ratios', 'notes')}
 

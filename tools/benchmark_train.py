@@ -142,7 +142,8 @@ def main(argv=None):
     print(f'load average (1 min) before / after: {before} / '
           f'{res["machine"].get("loadavg_1m_after")}')
     if args.json:
-        with open(args.json, 'w') as f:
+        from damoyolo_mm.utils.fileio import atomic_open
+        with atomic_open(args.json, 'w', encoding='utf-8') as f:
             json.dump(res, f, indent=2)
     return res
 

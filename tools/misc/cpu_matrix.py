@@ -142,7 +142,9 @@ def main():
                     [f'{per[s][0]:.3g}' if s in per else '-' for s in names])
     print(tabulate(rows, headers=header, tablefmt='github'))
     if args.json:
-        with open(args.json, 'w') as f:
+        sys.path.insert(0, REPO)
+        from damoyolo_mm.utils.fileio import atomic_open
+        with atomic_open(args.json, 'w', encoding='utf-8') as f:
             json.dump({k: {s: v[0] for s, v in per.items()}
                        for k, per in worst.items()}, f, indent=1)
     if failed:
